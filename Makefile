@@ -1,0 +1,181 @@
+# media-relay / media-dispatcher build. Everything goes out of tree into
+# build/ (build/san/ for the sanitizer variant, build/fuzz/ for libFuzzer).
+#
+#   make            daemons, BPF object + skeleton, unit and BPF test binaries
+#   make SAN=1      the same with -fsanitize=address,undefined into build/san
+#   make test       deps check, both builds, every suite (tests/run.sh)
+#   make test-san   every suite on the sanitizer build
+#   make fuzz       libFuzzer targets (clang); FUZZ_SECONDS=N runs each N s
+#   make run        both daemons in the foreground on loopback (build/run/)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+
+ifeq ($(SAN),1)
+BUILD    ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+else
+BUILD    ?= build
+SANFLAGS :=
+endif
+
+PKGS     := libbpf libxdp openssl json-c libevent libevent_openssl inih \
+            libnetfilter_conntrack libmnl libmariadb radcli
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CPPFLAGS += -D_GNU_SOURCE -DMP_VERSION='"$(VERSION)"' -Icommon -Ibpf -I$(BUILD)/bpf
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -MMD -MP $(SANFLAGS) $(PKG_CFLAGS)
+LDFLAGS  += $(SANFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm
+
+COMMON_SRC     := $(wildcard common/*.c)
+RELAY_SRC      := $(filter-out relayd/main.c,$(wildcard relayd/*.c))
+DISPATCHER_SRC := $(filter-out dispatcherd/main.c,$(wildcard dispatcherd/*.c)) \
+                  $(wildcard accounting/*.c)
+UNIT_SRC       := $(wildcard tests/unit/test_*.c)
+BPFTEST_SRC    := $(wildcard tests/bpf/test_*.c)
+TESTHELP_SRC   := $(wildcard tests/helpers/*.c)
+BPF_SRC        := $(wildcard bpf/*.bpf.c)
+FUZZ_SRC       := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBCOMMON     := $(BUILD)/lib/libcommon.a
+LIBRELAY      := $(BUILD)/lib/librelay.a
+LIBDISPATCHER := $(BUILD)/lib/libdispatcher.a
+BPF_OBJ       := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
+BPF_SKEL      := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRC))
+VMLINUX_H     := $(BUILD)/bpf/vmlinux.h
+UNIT_BIN      := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+BPFTEST_BIN   := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFTEST_SRC))
+HELPER_BIN    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(TESTHELP_SRC))
+BIN           := $(BUILD)/bin/media-relay $(BUILD)/bin/media-dispatcher
+
+.PHONY: all deps run test test-san fuzz clean install unit-tests
+.DEFAULT_GOAL := all
+# Keep object files of test programs: they are not throw-away intermediates.
+.SECONDARY:
+
+all: $(BIN) $(BPF_OBJ) $(BPF_SKEL) $(UNIT_BIN) $(BPFTEST_BIN) $(HELPER_BIN)
+
+unit-tests: $(UNIT_BIN)
+
+deps:
+	@scripts/install-deps.sh
+
+# --- libraries and daemons -------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The relay includes the generated skeletons.
+$(call obj,$(RELAY_SRC) relayd/main.c $(BPFTEST_SRC)): $(BPF_SKEL)
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+$(LIBRELAY): $(call obj,$(RELAY_SRC))
+$(LIBDISPATCHER): $(call obj,$(DISPATCHER_SRC))
+$(BUILD)/lib/%.a:
+	@mkdir -p $(@D)
+	rm -f $@
+	$(if $^,ar rcs $@ $^,ar rcs $@)
+
+$(BUILD)/bin/media-relay: $(call obj,relayd/main.c) $(LIBRELAY) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/media-dispatcher: $(call obj,dispatcherd/main.c) $(LIBDISPATCHER) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# --- BPF ----------------------------------------------------------------------
+$(VMLINUX_H):
+	@mkdir -p $(@D)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp
+	mv $@.tmp $@
+
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
+              -I$(BUILD)/bpf -Ibpf
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(VMLINUX_H) $(wildcard bpf/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp
+	mv $@.tmp $@
+
+# --- tests --------------------------------------------------------------------
+TEST_LIBS := $(LIBDISPATCHER) $(LIBRELAY) $(LIBCOMMON)
+
+$(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(TEST_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/bpf/%: $(call obj,tests/bpf/%.c) $(TEST_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/helpers/%: $(call obj,tests/helpers/%.c) $(TEST_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# --- fuzzing (clang + libFuzzer; own object tree) ------------------------------
+FUZZ_BUILD  := build/fuzz
+FUZZ_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
+FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Ibpf $(PKG_CFLAGS)
+FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 60
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o \
+		$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC))
+	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@tests/run.sh --only fuzz --fuzz-seconds $(FUZZ_SECONDS)
+
+# --- running and testing -----------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 unit-tests
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/run.sh
+
+test-san: deps
+	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/run.sh --build build/san
+
+# --- install ------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mediaproxy/bpf \
+		$(DESTDIR)/etc/mediaproxy
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BPF_OBJ) $(DESTDIR)$(PREFIX)/share/mediaproxy/bpf/
+	install -m 0644 config.ini.sample $(DESTDIR)$(PREFIX)/share/mediaproxy/
+	test -e $(DESTDIR)/etc/mediaproxy/config.ini || \
+		install -m 0644 config.ini.sample $(DESTDIR)/etc/mediaproxy/config.ini
+	install -m 0755 tls/make-certs.sh $(DESTDIR)$(PREFIX)/share/mediaproxy/
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
