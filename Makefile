@@ -131,7 +131,7 @@ $(BUILD)/tests/helpers/%: $(call obj,tests/helpers/%.c) $(TEST_LIBS)
 # --- fuzzing (clang + libFuzzer; own object tree) ------------------------------
 FUZZ_BUILD  := build/fuzz
 FUZZ_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
-FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Ibpf $(PKG_CFLAGS)
+FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMP_VERSION='"$(VERSION)"' -Icommon -Ibpf $(PKG_CFLAGS)
 FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 60
 
