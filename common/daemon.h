@@ -57,9 +57,15 @@ enum daemon_role { DAEMON_ROLE_RELAY, DAEMON_ROLE_DISPATCHER };
 int daemon_start(struct daemon_options *opts, struct mp_config *config,
 		 const char *ident, enum daemon_role role);
 
-/* Detaches unless --no-fork (logging moves to syslog) and takes the pid
- * file. 0, or -1 after logging why. */
+/* Detaches unless --no-fork; logging then moves to syslog. 0, or -1 after
+ * logging why. Create the event loop after this, not before (fork). */
 int daemon_background(struct daemon_options *opts);
+
+/* Takes the pid file, failing while another instance holds it. Call it once
+ * the signal handlers are in place (the pid file tells scripts the daemon is
+ * ready for signals) and before touching shared sockets or state, so that a
+ * second instance cannot disturb the first. 0, or -1 after logging why. */
+int daemon_claim_pidfile(struct daemon_options *opts);
 
 /* Removes the pid file if this process holds it. */
 void daemon_stop(struct daemon_options *opts);

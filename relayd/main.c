@@ -1,0 +1,164 @@
+/* media-relay: allocates ports, latches the phones' addresses and forwards
+ * their RTP/RTCP, under the control of one or more media-dispatchers.
+ *
+ * What this process owns, in start-up order:
+ *   config.ini ([Relay], [TLS])          common/config
+ *   TLS client context (relay.crt)       common/tls
+ *   runtime dir, pid file, detaching     common/daemon
+ *   signals (PROTOCOL.md D17)            here
+ * Dispatcher links, sessions, the port pool and the forwarding backends
+ * arrive with the control-plane and data-plane work. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "net.h"
+#include "tls.h"
+
+enum relay_state {
+	RELAY_RUNNING,
+	RELAY_HALTING,       /* SIGHUP: no new sessions, exit after the last */
+	RELAY_STOPPING,      /* SIGINT/SIGTERM: end every session now */
+	RELAY_RESTARTING,    /* SIGUSR2: exit, leaving media forwarding */
+};
+
+struct relay {
+	struct daemon_options opts;
+	struct mp_config config;
+	SSL_CTX *tls;
+	struct event_base *base;
+	struct event *signal_events[4];
+	enum relay_state state;
+	unsigned session_count;
+};
+
+static void relay_on_signal(evutil_socket_t signo, short what, void *arg)
+{
+	struct relay *relay = arg;
+
+	(void)what;
+	switch (signo) {
+	case SIGHUP:
+		log_info("SIGHUP: halting, accepting no new sessions; exiting after the last of %u ends",
+			 relay->session_count);
+		relay->state = RELAY_HALTING;
+		break;
+	case SIGINT:
+	case SIGTERM:
+		log_info("SIG%s: ending all %u sessions now and exiting",
+			 sigabbrev_np(signo), relay->session_count);
+		relay->state = RELAY_STOPPING;
+		break;
+	case SIGUSR2:
+		log_info("SIGUSR2: restarting, leaving media forwarding and session state in place");
+		relay->state = RELAY_RESTARTING;
+		break;
+	}
+	if (relay->state != RELAY_RUNNING && relay->session_count == 0)
+		event_base_loopbreak(relay->base);
+}
+
+static int relay_add_signals(struct relay *relay)
+{
+	static const int signals[] = { SIGHUP, SIGINT, SIGTERM, SIGUSR2 };
+
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		relay->signal_events[i] = evsignal_new(relay->base, signals[i],
+						       relay_on_signal, relay);
+		if (!relay->signal_events[i] || evsignal_add(relay->signal_events[i], NULL)) {
+			log_error("cannot watch signal %s", strsignal(signals[i]));
+			return -1;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int relay_load_tls(struct relay *relay)
+{
+	char err[512];
+	struct tls_files files;
+
+	if (tls_files_from_dir(&files, relay->config.tls.certs_path, "relay")) {
+		log_error("TLS: certificate paths under %s are too long", relay->config.tls.certs_path);
+		return -1;
+	}
+	relay->tls = tls_context_new(&files, false, err, sizeof(err));
+	if (!relay->tls) {
+		log_error("TLS: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void relay_log_started(const struct relay *relay)
+{
+	char relay_ip[INET6_ADDRSTRLEN] = "the default route's address";
+
+	if (relay->config.relay.relay_ip.family != AF_UNSPEC)
+		net_addr_format(&relay->config.relay.relay_ip, relay_ip, sizeof(relay_ip));
+	log_info("media-relay %s started: relay_ip %s, %zu dispatcher(s), forwarding %s; "
+		 "dispatcher links and forwarding are not implemented yet", MP_VERSION, relay_ip,
+		 relay->config.relay.dispatchers.count,
+		 config_forwarding_name(relay->config.relay.forwarding));
+}
+
+static void relay_free(struct relay *relay)
+{
+	for (size_t i = 0; i < sizeof(relay->signal_events) / sizeof(relay->signal_events[0]); i++)
+		if (relay->signal_events[i])
+			event_free(relay->signal_events[i]);
+	if (relay->base)
+		event_base_free(relay->base);
+	if (relay->tls)
+		SSL_CTX_free(relay->tls);
+	config_free(&relay->config);
+}
+
+int main(int argc, char **argv)
+{
+	struct relay relay = { 0 };
+	int rc;
+
+	rc = daemon_parse_args(&relay.opts, argc, argv, "media-relay", "relay",
+			       "MediaProxy-compatible media relay with an XDP fast path.");
+	if (rc)
+		return rc > 0 ? 0 : 1;
+
+	if (daemon_start(&relay.opts, &relay.config, "media-relay", DAEMON_ROLE_RELAY))
+		goto fail;
+	if (relay_load_tls(&relay))
+		goto fail;
+	if (relay.config.relay.dispatchers.count == 0)
+		log_error("no dispatchers configured ([Relay] dispatchers); this relay will serve nobody");
+
+	if (daemon_background(&relay.opts))
+		goto fail;
+	relay.base = event_base_new();
+	if (!relay.base || relay_add_signals(&relay))
+		goto fail;
+	if (daemon_claim_pidfile(&relay.opts))
+		goto fail;
+	daemon_ready();
+
+	relay_log_started(&relay);
+	event_base_dispatch(relay.base);
+	log_info("media-relay stopped");
+	daemon_stop(&relay.opts);
+	relay_free(&relay);
+	return 0;
+
+fail:
+	daemon_stop(&relay.opts);
+	relay_free(&relay);
+	return 1;
+}
