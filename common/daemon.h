@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <event2/event.h>
+
 #define DAEMON_DEFAULT_RUNTIME_DIR "/run/mediaproxy"
 #define DAEMON_DEFAULT_CONFIG "/etc/mediaproxy/config.ini"
 
@@ -66,6 +68,13 @@ int daemon_background(struct daemon_options *opts);
  * ready for signals) and before touching shared sockets or state, so that a
  * second instance cannot disturb the first. 0, or -1 after logging why. */
 int daemon_claim_pidfile(struct daemon_options *opts);
+
+/* Calls on_signal(signo, EV_SIGNAL, arg) from the loop for each of the
+ * count signals, filling events[0..count); SIGPIPE is ignored (peers that
+ * vanish show up as write errors). 0, or -1 after logging which failed. */
+int daemon_watch_signals(struct event_base *base, const int *signals, size_t count,
+			 event_callback_fn on_signal, void *arg, struct event **events);
+void daemon_unwatch_signals(struct event **events, size_t count);
 
 /* Removes the pid file if this process holds it. */
 void daemon_stop(struct daemon_options *opts);

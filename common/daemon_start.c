@@ -1,6 +1,7 @@
 /* The start-up sequence both daemons share: stderr logging, config.ini, the
  * role's log level, runtime directory, detaching and the pid file. */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,6 +89,29 @@ int daemon_claim_pidfile(struct daemon_options *opts)
 		return -1;
 	}
 	return 0;
+}
+
+int daemon_watch_signals(struct event_base *base, const int *signals, size_t count,
+			 event_callback_fn on_signal, void *arg, struct event **events)
+{
+	for (size_t i = 0; i < count; i++) {
+		events[i] = evsignal_new(base, signals[i], on_signal, arg);
+		if (!events[i] || evsignal_add(events[i], NULL)) {
+			log_error("cannot watch signal SIG%s", sigabbrev_np(signals[i]));
+			return -1;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+void daemon_unwatch_signals(struct event **events, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (events[i])
+			event_free(events[i]);
+		events[i] = NULL;
+	}
 }
 
 void daemon_stop(struct daemon_options *opts)

@@ -19,12 +19,15 @@
 #include "log.h"
 #include "tls.h"
 
+static const int watched_signals[] = { SIGHUP, SIGUSR1, SIGINT, SIGTERM };
+#define SIGNAL_COUNT (sizeof(watched_signals) / sizeof(watched_signals[0]))
+
 struct dispatcher {
 	struct daemon_options opts;
 	struct mp_config config;
 	SSL_CTX *tls;
 	struct event_base *base;
-	struct event *signal_events[4];
+	struct event *signal_events[SIGNAL_COUNT];
 };
 
 /* (Re)reads the TLS files; on a reload failure the old context stays. */
@@ -70,29 +73,9 @@ static void dispatcher_on_signal(evutil_socket_t signo, short what, void *arg)
 	}
 }
 
-static int dispatcher_add_signals(struct dispatcher *dispatcher)
-{
-	static const int signals[] = { SIGHUP, SIGUSR1, SIGINT, SIGTERM };
-
-	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
-		dispatcher->signal_events[i] = evsignal_new(dispatcher->base, signals[i],
-							    dispatcher_on_signal, dispatcher);
-		if (!dispatcher->signal_events[i] ||
-		    evsignal_add(dispatcher->signal_events[i], NULL)) {
-			log_error("cannot watch signal %s", strsignal(signals[i]));
-			return -1;
-		}
-	}
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
-
 static void dispatcher_free(struct dispatcher *dispatcher)
 {
-	for (size_t i = 0; i < sizeof(dispatcher->signal_events) /
-				       sizeof(dispatcher->signal_events[0]); i++)
-		if (dispatcher->signal_events[i])
-			event_free(dispatcher->signal_events[i]);
+	daemon_unwatch_signals(dispatcher->signal_events, SIGNAL_COUNT);
 	if (dispatcher->base)
 		event_base_free(dispatcher->base);
 	if (dispatcher->tls)
@@ -118,7 +101,12 @@ int main(int argc, char **argv)
 	if (daemon_background(&dispatcher.opts))
 		goto fail;
 	dispatcher.base = event_base_new();
-	if (!dispatcher.base || dispatcher_add_signals(&dispatcher))
+	if (!dispatcher.base) {
+		log_error("cannot create the event loop");
+		goto fail;
+	}
+	if (daemon_watch_signals(dispatcher.base, watched_signals, SIGNAL_COUNT, dispatcher_on_signal,
+				 &dispatcher, dispatcher.signal_events))
 		goto fail;
 	if (daemon_claim_pidfile(&dispatcher.opts))
 		goto fail;

@@ -31,12 +31,15 @@ enum relay_state {
 	RELAY_RESTARTING,    /* SIGUSR2: exit, leaving media forwarding */
 };
 
+static const int watched_signals[] = { SIGHUP, SIGINT, SIGTERM, SIGUSR2 };
+#define SIGNAL_COUNT (sizeof(watched_signals) / sizeof(watched_signals[0]))
+
 struct relay {
 	struct daemon_options opts;
 	struct mp_config config;
 	SSL_CTX *tls;
 	struct event_base *base;
-	struct event *signal_events[4];
+	struct event *signal_events[SIGNAL_COUNT];
 	enum relay_state state;
 	unsigned session_count;
 };
@@ -65,22 +68,6 @@ static void relay_on_signal(evutil_socket_t signo, short what, void *arg)
 	}
 	if (relay->state != RELAY_RUNNING && relay->session_count == 0)
 		event_base_loopbreak(relay->base);
-}
-
-static int relay_add_signals(struct relay *relay)
-{
-	static const int signals[] = { SIGHUP, SIGINT, SIGTERM, SIGUSR2 };
-
-	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
-		relay->signal_events[i] = evsignal_new(relay->base, signals[i],
-						       relay_on_signal, relay);
-		if (!relay->signal_events[i] || evsignal_add(relay->signal_events[i], NULL)) {
-			log_error("cannot watch signal %s", strsignal(signals[i]));
-			return -1;
-		}
-	}
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
 }
 
 static int relay_load_tls(struct relay *relay)
@@ -114,9 +101,7 @@ static void relay_log_started(const struct relay *relay)
 
 static void relay_free(struct relay *relay)
 {
-	for (size_t i = 0; i < sizeof(relay->signal_events) / sizeof(relay->signal_events[0]); i++)
-		if (relay->signal_events[i])
-			event_free(relay->signal_events[i]);
+	daemon_unwatch_signals(relay->signal_events, SIGNAL_COUNT);
 	if (relay->base)
 		event_base_free(relay->base);
 	if (relay->tls)
@@ -144,7 +129,12 @@ int main(int argc, char **argv)
 	if (daemon_background(&relay.opts))
 		goto fail;
 	relay.base = event_base_new();
-	if (!relay.base || relay_add_signals(&relay))
+	if (!relay.base) {
+		log_error("cannot create the event loop");
+		goto fail;
+	}
+	if (daemon_watch_signals(relay.base, watched_signals, SIGNAL_COUNT, relay_on_signal,
+				 &relay, relay.signal_events))
 		goto fail;
 	if (daemon_claim_pidfile(&relay.opts))
 		goto fail;
