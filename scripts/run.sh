@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUN=${MP_RUN_DIR:-$ROOT/build/run}   # tests point this at a temp dir
-BIN=$ROOT/build/bin
+BIN=${MP_BIN:-$ROOT/build/bin}        # test-san points this at build/san/bin
 mkdir -p "$RUN"
 
 tls/make-certs.sh "$RUN/tls" >/dev/null

@@ -5,7 +5,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-export MP_RUN_DIR=$TMP/run
+export MP_RUN_DIR=$TMP/run MP_BIN=$BIN
 setsid "$MP_ROOT/scripts/run.sh" >"$TMP/run.out" 2>&1 &
 script=$!
 at_exit "kill -TERM -$script 2>/dev/null"
