@@ -116,6 +116,9 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 # --- tests --------------------------------------------------------------------
 TEST_LIBS := $(LIBDISPATCHER) $(LIBRELAY) $(LIBCOMMON)
 
+# Tests reach into the daemons' modules; the daemons never include each other.
+$(BUILD)/obj/tests/%.o: CPPFLAGS += -Irelayd -Idispatcherd -Iaccounting
+
 $(BUILD)/tests/unit/%: $(call obj,tests/unit/%.c) $(TEST_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

@@ -11,7 +11,7 @@ PACKAGES=(
 	libnetfilter-conntrack-dev libmnl-dev libevent-dev libinih-dev
 	libcmocka-dev libclang-rt-14-dev openssl
 	# runtime tools used by the relay and the operator
-	xdp-tools nftables conntrack iproute2 ethtool
+	xdp-tools nftables conntrack iproute2 ethtool iputils-ping
 	# test equipment
 	mariadb-server mariadb-client freeradius freeradius-utils
 	kamailio sip-tester tshark tcpdump linux-perf
