@@ -51,12 +51,16 @@ struct relay_flow_key {
  * Flow map value. User space writes the first block (match + rewrite); the
  * XDP program writes only the counters.
  *
- * Counters: the flow map is a plain BPF_MAP_TYPE_HASH and the program adds
- * with atomic instructions (last_seen_ns is a plain store, last writer
- * wins). One direction of an RTP stream is one 5-tuple, which RSS steers
- * to a single RX queue, so the atomics are uncontended in practice, while a
+ * Counters: only frames the program forwards (XDP_TX or a successful
+ * redirect) are counted here; frames it passes reach the relay's sockets
+ * and user space counts those, so nothing is counted twice.
+ *
+ * The flow map is a plain BPF_MAP_TYPE_HASH and the program adds with
+ * atomic instructions (last_seen_ns is a plain store, last writer wins).
+ * One direction of an RTP stream is one 5-tuple, which RSS steers to a
+ * single RX queue, so the atomics are uncontended in practice, while a
  * per-CPU hash would make user space replicate the rewrite data on every
- * CPU and sum nr_cpus values per flow. The next issue measures both.
+ * CPU and sum nr_cpus values per flow. Measured: see bpf/README.md.
  *
  * Writing an entry replaces the counters too: before replacing or deleting
  * an entry, user space reads the counters and adds them to its own totals
@@ -71,7 +75,7 @@ struct relay_flow_value {
 	__u16 src_port;			/* latched source port, network order */
 	__u16 dst_port;			/* destination port, network order */
 	__u16 new_src_port;		/* relay port on the far side, network order */
-	__u8  family;			/* family of dst/new_src; no v4<->v6 translation */
+	__u8  family;			/* family of dst/new_src, == key family (else never forwarded) */
 	__u8  pad;			/* always zero; reserved */
 	/* counters, written by the XDP program (D4: UDP payload bytes) */
 	__u64 bytes;			/* UDP payload bytes received from src */
@@ -86,18 +90,20 @@ struct relay_flow_value {
  */
 enum relay_stat_reason {
 	RELAY_STAT_FORWARDED = 0,	 /* rewritten and sent (XDP_TX / redirect) */
-	RELAY_STAT_PASS_NOT_YET,	 /* matched a flow; rewrite not implemented yet */
+	RELAY_STAT_PASS_NOT_YET,	 /* unused: counted matches before forwarding existed */
 	RELAY_STAT_PASS_MALFORMED,	 /* truncated or inconsistent headers */
 	RELAY_STAT_PASS_NOT_IP,		 /* neither IPv4 nor IPv6 (ARP, LLDP, QinQ, ...) */
 	RELAY_STAT_PASS_NOT_UDP,	 /* IP, but not UDP */
 	RELAY_STAT_PASS_FRAGMENT,	 /* IPv4 fragment or IPv6 fragment header */
 	RELAY_STAT_PASS_IPV6_EXT,	 /* IPv6 extension header before UDP */
 	RELAY_STAT_PASS_OTHER_PORT,	 /* UDP outside relay_port_min..relay_port_max */
-	RELAY_STAT_PASS_NO_FLOW,	 /* no flow for (address, port, family) */
+	RELAY_STAT_PASS_NO_FLOW,	 /* no flow for (address, port, family), or value family differs */
 	RELAY_STAT_PASS_SOURCE_MISMATCH, /* flow exists; sender is not the latched source */
-	RELAY_STAT_PASS_FIB_MISS,	 /* no route to the destination */
+	RELAY_STAT_PASS_FIB_MISS,	 /* no usable route: none, local, forwarding off, MTU */
 	RELAY_STAT_PASS_NO_NEIGH,	 /* route found, neighbour not resolved */
 	RELAY_STAT_PASS_TTL,		 /* TTL / hop limit would expire */
+	RELAY_STAT_PASS_VLAN,		 /* matched, but VLAN-tagged: the stack forwards it */
+	RELAY_STAT_PASS_NO_TX_PORT,	 /* egress interface not in relay_tx_ports */
 	RELAY_STAT_MAX
 };
 

@@ -1,18 +1,27 @@
 /*
- * tests/bpf/test_relay_xdp.c: the XDP program's parsing, flow lookup and
- * counters, run through BPF_PROG_TEST_RUN on crafted frames with correct
- * checksums. Each case checks the verdict, that the frame comes out
- * unchanged, the per-reason stats (summed over CPUs) and the flow counters.
- * Needs root; prints TAP (a skip says why).
+ * tests/bpf/test_relay_xdp.c: the XDP program's decisions and rewrites,
+ * byte for byte, through BPF_PROG_TEST_RUN on crafted frames.
+ *
+ * The process moves itself into a fresh network namespace (unshare) and
+ * builds the routing the program's bpf_fib_lookup sees there: veth rx0
+ * (where every test frame arrives), tx0 (a redirect target in
+ * relay_tx_ports) and nd0 (routed, but not in relay_tx_ports), with
+ * addresses, routes and permanent neighbour entries. The namespace and its
+ * interfaces die with the process, however it ends.
+ *
+ * Each case checks the verdict (XDP_TX, XDP_REDIRECT or XDP_PASS), the
+ * output frame against one built independently (a passed frame must be
+ * the input, untouched), both checksums with a full reference
+ * recomputation, the per-reason stats (summed over CPUs) and the flow
+ * counters (moved only when forwarded). Then it measures the miss and
+ * match paths (the "# ... ns/packet" lines). Needs root; prints TAP.
  */
-#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <sched.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,10 +31,11 @@
 
 #include "relay_structs.h"
 #include "relay.skel.h"
+#include "xdp_frames.h"
 
-#define FRAME_MAX	512
-#define ETH_HLEN	14
-#define ETH_ZLEN	60	/* minimum frame without FCS */
+#define RTP_PAYLOAD	172	/* 20 ms of G.711 plus the RTP header */
+#define BENCH_REPEAT	1000000
+#define BENCH_SINGLES	200000
 
 /* ---- TAP ---------------------------------------------------------------- */
 
@@ -60,54 +70,110 @@ static bool check(bool cond, const char *fmt, ...)
 	return false;
 }
 
-/* ---- reference Internet checksum (RFC 1071) ----------------------------- */
+/* ---- the test namespace ------------------------------------------------- */
 
-static uint32_t csum_add(uint32_t sum, const void *buf, size_t len)
+enum port_id { PORT_RX, PORT_TX, PORT_ND, PORT_COUNT };
+
+struct port {
+	const char *name;
+	uint8_t mac[6];
+	bool tx_port;		/* listed in relay_tx_ports */
+	unsigned int ifindex;
+};
+
+static struct port ports[PORT_COUNT] = {
+	[PORT_RX] = { "rx0", { 2, 0, 0, 0, 1, 0 }, true, 0 },
+	[PORT_TX] = { "tx0", { 2, 0, 0, 0, 2, 0 }, true, 0 },
+	[PORT_ND] = { "nd0", { 2, 0, 0, 0, 3, 0 }, false, 0 },
+};
+
+/* Neighbours with permanent entries: the MACs a forwarded frame goes to. */
+static const uint8_t neigh_rx[6] = { 2, 0, 0, 0, 1, 0x99 };
+static const uint8_t neigh_tx[6] = { 2, 0, 0, 0, 2, 0x99 };
+
+/* Must agree with ports[], neigh_*[] and flows[]; a disagreement fails
+ * cases, it cannot make them pass. Forwarding on for all, then per
+ * interface (TESTING.md: ip_forward=1 would reset the latter). */
+static const char netns_script[] =
+	"exec >&2; set -e\n"
+	"ip link set lo up\n"
+	"ip link add rx0 address 02:00:00:00:01:00 type veth peer name rx1\n"
+	"ip link add tx0 address 02:00:00:00:02:00 type veth peer name tx1\n"
+	"ip link add nd0 address 02:00:00:00:03:00 type veth peer name nd1\n"
+	"for i in rx0 rx1 tx0 tx1 nd0 nd1; do ip link set $i up; done\n"
+	"sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1\n"
+	"for i in rx0 tx0 nd0; do\n"
+	"  sysctl -qw net.ipv4.conf.$i.forwarding=1 net.ipv6.conf.$i.forwarding=1\n"
+	"done\n"
+	"ip addr add 192.0.2.1/24 dev rx0\n"
+	"ip addr add 198.51.100.1/24 dev rx0\n"
+	"ip addr add 2001:db8::1/64 dev rx0 nodad\n"
+	"ip addr add 2001:db8:1::1/64 dev rx0 nodad\n"
+	"ip addr add 203.0.113.1/24 dev tx0\n"
+	"ip addr add 2001:db8:2::1/64 dev tx0 nodad\n"
+	"ip addr add 100.64.3.1/24 dev nd0\n"
+	"ip route add 100.64.4.0/24 dev tx0 mtu lock 100\n"
+	"ip neigh add 198.51.100.9 lladdr 02:00:00:00:01:99 dev rx0 nud permanent\n"
+	"ip neigh add 2001:db8:1::9 lladdr 02:00:00:00:01:99 dev rx0 nud permanent\n"
+	"ip neigh add 203.0.113.20 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n"
+	"ip neigh add 100.64.4.9 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n"
+	"ip neigh add 2001:db8:2::9 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n"
+	"ip neigh add 100.64.3.9 lladdr 02:00:00:00:03:99 dev nd0 nud permanent\n";
+
+/* 0, or why the namespace could not be made (a skip, not a failure). */
+static const char *netns_enter(void)
 {
-	const uint8_t *p = buf;
+	static char why[128];
 
-	for (; len > 1; p += 2, len -= 2)
-		sum += (uint32_t)p[0] << 8 | p[1];
-	if (len)
-		sum += (uint32_t)p[0] << 8;
-	return sum;
+	if (unshare(CLONE_NEWNET)) {
+		snprintf(why, sizeof(why), "cannot create a network namespace: %s",
+			 strerror(errno));
+		return why;
+	}
+	return NULL;
 }
 
-static uint16_t csum_fold(uint32_t sum)
+static bool netns_setup(void)
 {
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	int rc = system(netns_script);
+	bool ok = check(rc == 0, "namespace set-up script failed (status %d)", rc);
+
+	for (int i = 0; i < PORT_COUNT && ok; i++) {
+		ports[i].ifindex = if_nametoindex(ports[i].name);
+		ok = check(ports[i].ifindex != 0, "no interface %s", ports[i].name);
+	}
+	return ok;
 }
 
-static void put16(uint8_t *p, uint16_t v)
+static bool sysctl_write(const char *path, const char *value)
 {
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
+	FILE *f = fopen(path, "w");
+	bool ok;
 
-/* Pseudo-header sum for an L4 segment (RFC 768, RFC 8200 §8.1). */
-static uint32_t csum_pseudo(int family, const uint8_t *ip, uint8_t proto,
-			    size_t l4_len)
-{
-	uint8_t w[4];
-	uint32_t sum;
-
-	if (family == AF_INET)
-		sum = csum_add(0, ip + 12, 8);
-	else
-		sum = csum_add(0, ip + 8, 32);
-	put16(w, 0);
-	put16(w + 2, (uint16_t)l4_len);
-	sum = csum_add(sum, w, 4);
-	put16(w, 0);
-	put16(w + 2, proto);
-	return csum_add(sum, w, 4);
+	if (!f)
+		return check(false, "%s: %s", path, strerror(errno));
+	ok = fputs(value, f) >= 0;
+	ok &= fclose(f) == 0;
+	return check(ok, "writing %s to %s failed", value, path);
 }
 
 /* ---- flows -------------------------------------------------------------- */
 
-enum flow_id { FLOW_NONE, FLOW_V4, FLOW_V6, FLOW_COUNT };
+enum flow_id {
+	FLOW_NONE,
+	FLOW_V4,		/* callee behind tx0: XDP_REDIRECT */
+	FLOW_V4_TX,		/* callee behind rx0, the ingress: XDP_TX */
+	FLOW_V4_NO_NEIGH,	/* routed out of tx0, no neighbour entry */
+	FLOW_V4_NO_ROUTE,	/* no route at all */
+	FLOW_V4_MTU,		/* route with MTU 100 out of tx0 */
+	FLOW_V4_NO_TX_PORT,	/* routed out of nd0, not in relay_tx_ports */
+	FLOW_V4_BAD_FAMILY,	/* value says IPv6 under an IPv4 key */
+	FLOW_V6,
+	FLOW_V6_TX,
+	FLOW_V6_NO_NEIGH,
+	FLOW_V6_NO_ROUTE,
+	FLOW_COUNT
+};
 
 struct flow_def {
 	int family;
@@ -115,13 +181,29 @@ struct flow_def {
 	const char *src;	uint16_t src_port;
 	const char *new_src;	uint16_t new_src_port;
 	const char *dst;	uint16_t dst_port;
+	enum port_id egress;	/* where a forwarded frame leaves */
+	const uint8_t *next_hop; /* and to which MAC */
 };
 
+#define V4_FLOW(port, dst, eg, nh) \
+	{ AF_INET, "192.0.2.1", port, "198.51.100.7", (port) - 10000, \
+	  "192.0.2.1", (port) + 2, dst, (port) - 20000, eg, nh }
+#define V6_FLOW(port, dst, eg, nh) \
+	{ AF_INET6, "2001:db8::1", port, "2001:db8:1::7", (port) - 10000, \
+	  "2001:db8::1", (port) + 2, dst, (port) - 20000, eg, nh }
+
 static const struct flow_def flows[FLOW_COUNT] = {
-	[FLOW_V4] = { AF_INET, "192.0.2.1", 50000, "198.51.100.7", 40000,
-		      "192.0.2.1", 50002, "203.0.113.20", 30000 },
-	[FLOW_V6] = { AF_INET6, "2001:db8::1", 50004, "2001:db8:1::7", 40004,
-		      "2001:db8::1", 50006, "2001:db8:2::9", 30004 },
+	[FLOW_V4] = V4_FLOW(50000, "203.0.113.20", PORT_TX, neigh_tx),
+	[FLOW_V4_TX] = V4_FLOW(50008, "198.51.100.9", PORT_RX, neigh_rx),
+	[FLOW_V4_NO_NEIGH] = V4_FLOW(50012, "203.0.113.21", PORT_TX, NULL),
+	[FLOW_V4_NO_ROUTE] = V4_FLOW(50016, "10.255.0.1", PORT_TX, NULL),
+	[FLOW_V4_MTU] = V4_FLOW(50020, "100.64.4.9", PORT_TX, neigh_tx),
+	[FLOW_V4_NO_TX_PORT] = V4_FLOW(50024, "100.64.3.9", PORT_ND, NULL),
+	[FLOW_V4_BAD_FAMILY] = V4_FLOW(50028, "203.0.113.20", PORT_TX, neigh_tx),
+	[FLOW_V6] = V6_FLOW(50004, "2001:db8:2::9", PORT_TX, neigh_tx),
+	[FLOW_V6_TX] = V6_FLOW(50032, "2001:db8:1::9", PORT_RX, neigh_rx),
+	[FLOW_V6_NO_NEIGH] = V6_FLOW(50036, "2001:db8:2::a", PORT_TX, NULL),
+	[FLOW_V6_NO_ROUTE] = V6_FLOW(50040, "2001:db8:ff::1", PORT_TX, NULL),
 };
 
 /* IPv6 as is, IPv4 as ::ffff:a.b.c.d, as relay_structs.h wants. */
@@ -166,7 +248,7 @@ static int flow_insert(struct relay_bpf *skel, enum flow_id id)
 	v.src_port = htons(d->src_port);
 	v.dst_port = htons(d->dst_port);
 	v.new_src_port = htons(d->new_src_port);
-	v.family = family_code(d->family);
+	v.family = family_code(id == FLOW_V4_BAD_FAMILY ? AF_INET6 : d->family);
 	return bpf_map_update_elem(bpf_map__fd(skel->maps.relay_flows), &k, &v,
 				   BPF_NOEXIST);
 }
@@ -180,45 +262,44 @@ static int flow_read(struct relay_bpf *skel, enum flow_id id,
 	return bpf_map_lookup_elem(bpf_map__fd(skel->maps.relay_flows), &k, v);
 }
 
-/* ---- frames ------------------------------------------------------------- */
-
-/* Zero fields take the defaults of .flow: RTP from its latched source to
- * its relay address and port, 172 bytes of payload. */
-struct frame_spec {
-	int flow;		/* FLOW_V4 or FLOW_V6: family and defaults */
-	uint16_t tpid;		/* VLAN TPID; 0 = untagged */
-	uint16_t ethertype;	/* override (ARP); 0 = from family */
-	const char *src, *dst;
-	uint16_t sport, dport;
-	uint8_t proto;		/* 0 = UDP */
-	uint8_t ihl;		/* IPv4 header length in words; 0 = 5 */
-	uint8_t version;	/* IP version nibble; 0 = the right one */
-	uint16_t frag;		/* IPv4 flags + fragment offset, host order */
-	bool v6_ext;		/* one IPv6 extension header before L4 */
-	uint8_t v6_ext_type;	/* its type: 0 hop-by-hop, 44 fragment, ... */
-	uint16_t payload;	/* L4 payload bytes; 0 = 172 */
-	bool empty;		/* no payload at all */
-	int udp_len_delta;	/* added to the true UDP length field */
-	size_t pad_to;		/* zero-pad the frame to this length */
-	int family;		/* set by spec_resolve() from .flow */
-};
-
-struct frame {
-	uint8_t buf[FRAME_MAX];
-	size_t len;
-	size_t ip_off, l4_off, l4_len;
-	int family;
-	uint8_t proto;
-};
-
-#define RTP_PAYLOAD	172	/* 20 ms of G.711 plus the RTP header */
-
-/* Copies *in with every zero field replaced by its default. */
-static void spec_resolve(const struct frame_spec *in, struct frame_spec *s)
+/* What the relay does after load: every flow, and its interfaces as
+ * redirect targets. */
+static bool skel_fill(struct relay_bpf *skel)
 {
-	const struct flow_def *d = &flows[in->flow ? in->flow : FLOW_V4];
+	int fd = bpf_map__fd(skel->maps.relay_tx_ports);
+	bool ok = true;
 
-	*s = *in;
+	for (int id = FLOW_V4; id < FLOW_COUNT; id++)
+		ok &= check(flow_insert(skel, id) == 0, "flow %d insert: %s", id,
+			    strerror(errno));
+	for (int i = 0; i < PORT_COUNT; i++) {
+		__u32 ifindex = ports[i].ifindex;
+
+		if (ports[i].tx_port)
+			ok &= check(!bpf_map_update_elem(fd, &ifindex, &ifindex, 0),
+				    "relay_tx_ports add %s: %s", ports[i].name,
+				    strerror(errno));
+	}
+	return ok;
+}
+
+/* ---- frames of a flow --------------------------------------------------- */
+
+/* A case's frame: the flow's RTP from its latched source to its relay
+ * address and port, with every non-zero field of .spec overriding. */
+struct frame_def {
+	enum flow_id flow;
+	struct frame_spec spec;
+	bool empty;		/* no payload, not the default 172 bytes */
+	bool ttl_zero;		/* TTL 0, not the default 64 */
+	bool zero_sum;		/* payload tuned: forwarded UDP checksum computes to 0 */
+};
+
+static void def_defaults(const struct frame_def *fd, struct frame_spec *s)
+{
+	const struct flow_def *d = &flows[fd->flow];
+
+	*s = fd->spec;
 	s->family = d->family;
 	s->src = s->src ? s->src : d->src;
 	s->dst = s->dst ? s->dst : d->relay;
@@ -226,131 +307,37 @@ static void spec_resolve(const struct frame_spec *in, struct frame_spec *s)
 	s->dport = s->dport ? s->dport : d->relay_port;
 	s->proto = s->proto ? s->proto : IPPROTO_UDP;
 	s->ihl = s->ihl ? s->ihl : 5;
-	s->payload = s->empty ? 0 : s->payload ? s->payload : RTP_PAYLOAD;
+	s->ttl = fd->ttl_zero ? 0 : s->ttl ? s->ttl : 64;
+	s->payload = fd->empty ? 0 : s->payload ? s->payload : RTP_PAYLOAD;
 }
 
-static size_t put_eth(const struct frame_spec *s, uint8_t *p)
+/* The frame `in` must become when its flow forwards it, built from
+ * scratch: the flow's addresses and ports, TTL - 1, the egress MACs. */
+static void spec_forwarded(const struct frame_spec *in, enum flow_id id,
+			   struct frame_spec *out)
 {
-	static const uint8_t macs[12] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2 };
-	uint16_t type = s->ethertype ? s->ethertype :
-			s->family == AF_INET ? 0x0800 : 0x86dd;
-	size_t off = 12;
+	const struct flow_def *d = &flows[id];
 
-	memcpy(p, macs, sizeof(macs));
-	if (s->tpid) {
-		put16(p + off, s->tpid);
-		put16(p + off + 2, 100);	/* VLAN 100 */
-		off += 4;
+	*out = *in;
+	out->src = d->new_src;
+	out->dst = d->dst;
+	out->sport = d->new_src_port;
+	out->dport = d->dst_port;
+	out->ttl = in->ttl - 1;
+	out->mac_src = ports[d->egress].mac;
+	out->mac_dst = d->next_hop;
+}
+
+static void def_resolve(const struct frame_def *fd, struct frame_spec *s)
+{
+	struct frame_spec fwd;
+
+	def_defaults(fd, s);
+	if (fd->zero_sum) {
+		spec_forwarded(s, fd->flow, &fwd);
+		s->set_word = true;
+		s->word = frame_zero_sum_word(&fwd);
 	}
-	put16(p + off, type);
-	return off + 2;
-}
-
-static size_t put_ipv4(const struct frame_spec *s, uint8_t *p, size_t l4_len)
-{
-	size_t hlen = 4 * s->ihl;
-
-	memset(p, 1, hlen < 20 ? 20 : hlen);	/* options, if any: NOPs */
-	p[0] = (s->version ? s->version : 4) << 4 | s->ihl;
-	p[1] = 0;
-	put16(p + 2, (uint16_t)(hlen + l4_len));
-	put16(p + 4, 0x1234);
-	put16(p + 6, s->frag);
-	p[8] = 64;
-	p[9] = s->proto;
-	put16(p + 10, 0);
-	inet_pton(AF_INET, s->src, p + 12);
-	inet_pton(AF_INET, s->dst, p + 16);
-	if (hlen < 20)		/* a broken IHL: keep the 20 bytes written */
-		hlen = 20;
-	put16(p + 10, csum_fold(csum_add(0, p, hlen)));
-	return hlen;
-}
-
-static size_t put_ipv6(const struct frame_spec *s, uint8_t *p, size_t l4_len)
-{
-	size_t ext = s->v6_ext ? 8 : 0;
-
-	memset(p, 0, 40 + ext);
-	p[0] = (s->version ? s->version : 6) << 4;
-	put16(p + 4, (uint16_t)(ext + l4_len));
-	p[6] = s->v6_ext ? s->v6_ext_type : s->proto;
-	p[7] = 64;
-	inet_pton(AF_INET6, s->src, p + 8);
-	inet_pton(AF_INET6, s->dst, p + 24);
-	if (!s->v6_ext)
-		return 40;
-	p[40] = s->proto;		/* next header after the extension */
-	if (s->v6_ext_type == 44) {
-		put16(p + 42, 0x0001);	/* offset 0, M flag: a first fragment */
-		put16(p + 46, 0x5678);	/* identification */
-	} else {
-		p[42] = 1;		/* PadN option, 4 bytes of padding */
-		p[43] = 4;
-	}
-	return 48;
-}
-
-static void put_l4(const struct frame_spec *s, struct frame *f)
-{
-	uint8_t *l4 = f->buf + f->l4_off;
-	size_t hlen = f->l4_len - s->payload;
-	uint16_t sum;
-
-	put16(l4, s->sport);
-	put16(l4 + 2, s->dport);
-	if (s->proto == IPPROTO_TCP) {
-		l4[12] = 5 << 4;	/* data offset */
-		l4[13] = 0x02;		/* SYN */
-		put16(l4 + 14, 65535);
-	} else {
-		put16(l4 + 4, (uint16_t)(f->l4_len + s->udp_len_delta));
-	}
-	for (size_t i = 0; i < s->payload; i++)
-		l4[hlen + i] = (uint8_t)(i * 7 + 1);
-	sum = csum_fold(csum_add(csum_pseudo(f->family, f->buf + f->ip_off,
-					     s->proto, f->l4_len), l4, f->l4_len));
-	if (s->proto == IPPROTO_UDP && sum == 0)
-		sum = 0xffff;		/* 0 means "no checksum" in UDP */
-	put16(l4 + (s->proto == IPPROTO_TCP ? 16 : 6), sum);
-}
-
-/* Builds the frame with valid IP and L4 checksums (the L4 checksum covers
- * the whole segment, even when the UDP length field is made wrong). */
-static void frame_build(const struct frame_spec *in, struct frame *f)
-{
-	struct frame_spec s;
-
-	spec_resolve(in, &s);
-	memset(f, 0, sizeof(*f));
-	f->family = s.family;
-	f->proto = s.proto;
-	f->ip_off = put_eth(&s, f->buf);
-	if (s.ethertype) {		/* not IP: an ARP-sized body */
-		f->len = f->ip_off + 28;
-		return;
-	}
-	f->l4_len = (s.proto == IPPROTO_TCP ? 20 : 8) + s.payload;
-	if (s.family == AF_INET)
-		f->l4_off = f->ip_off + put_ipv4(&s, f->buf + f->ip_off, f->l4_len);
-	else
-		f->l4_off = f->ip_off + put_ipv6(&s, f->buf + f->ip_off, f->l4_len);
-	put_l4(&s, f);
-	f->len = f->l4_off + f->l4_len;
-	if (f->len < s.pad_to)
-		f->len = s.pad_to;
-}
-
-/* Checksums as a receiver verifies them: each sum must fold to zero. */
-static bool frame_checksums_ok(const struct frame *f)
-{
-	const uint8_t *ip = f->buf + f->ip_off;
-	const uint8_t *l4 = f->buf + f->l4_off;
-
-	if (f->family == AF_INET && csum_fold(csum_add(0, ip, 4 * (ip[0] & 0xf))))
-		return false;
-	return csum_fold(csum_add(csum_pseudo(f->family, ip, f->proto, f->l4_len),
-				  l4, f->l4_len)) == 0;
 }
 
 /* ---- stats -------------------------------------------------------------- */
@@ -401,6 +388,8 @@ static const char *reason_name(unsigned int r)
 		[RELAY_STAT_PASS_FIB_MISS] = "PASS_FIB_MISS",
 		[RELAY_STAT_PASS_NO_NEIGH] = "PASS_NO_NEIGH",
 		[RELAY_STAT_PASS_TTL] = "PASS_TTL",
+		[RELAY_STAT_PASS_VLAN] = "PASS_VLAN",
+		[RELAY_STAT_PASS_NO_TX_PORT] = "PASS_NO_TX_PORT",
 	};
 
 	return r < RELAY_STAT_MAX && names[r] ? names[r] : "?";
@@ -416,10 +405,12 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
-/* What one run must change. */
+/* What one run must do. FORWARDED: the verdict follows the flow's egress
+ * (XDP_TX out of the ingress, else XDP_REDIRECT) and only that flow's
+ * counters move; anything else: XDP_PASS, untouched, no flow moves. */
 struct expect {
 	enum relay_stat_reason reason;
-	enum flow_id flow;		/* FLOW_NONE: no flow changes */
+	enum flow_id flow;
 	uint64_t payload;		/* bytes the flow must gain */
 };
 
@@ -439,15 +430,16 @@ static bool state_read(struct relay_bpf *skel, struct run_state *st)
 }
 
 static bool stats_moved(const struct run_state *a, const struct run_state *b,
-			const struct expect *want, uint64_t frame_len)
+			enum relay_stat_reason reason, uint64_t packets,
+			uint64_t bytes)
 {
 	bool ok = true;
 
 	for (unsigned int r = 0; r < RELAY_STAT_MAX; r++) {
 		uint64_t dp = b->stats.r[r].packets - a->stats.r[r].packets;
 		uint64_t db = b->stats.r[r].bytes - a->stats.r[r].bytes;
-		uint64_t wp = r == want->reason ? 1 : 0;
-		uint64_t wb = r == want->reason ? frame_len : 0;
+		uint64_t wp = r == reason ? packets : 0;
+		uint64_t wb = r == reason ? bytes : 0;
 
 		ok &= check(dp == wp && db == wb,
 			    "stat %s: +%llu packets +%llu bytes, want +%llu +%llu",
@@ -466,9 +458,9 @@ static bool flows_moved(const struct run_state *a, const struct run_state *b,
 	for (int id = FLOW_V4; id < FLOW_COUNT; id++) {
 		const struct relay_flow_value *x = &a->flow[id], *y = &b->flow[id];
 
-		if (id != (int)want->flow) {
+		if (want->reason != RELAY_STAT_FORWARDED || id != (int)want->flow) {
 			ok &= check(!memcmp(x, y, sizeof(*x)),
-				    "flow %d changed, but the frame is not its", id);
+				    "flow %d changed, but it did not forward", id);
 			continue;
 		}
 		ok &= check(y->packets == x->packets + 1,
@@ -491,154 +483,306 @@ static bool flows_moved(const struct run_state *a, const struct run_state *b,
 	return ok;
 }
 
-/* Runs one frame; true when verdict, output, stats and flows are as wanted. */
-static bool run_frame(struct relay_bpf *skel, const uint8_t *data, size_t len,
-		      const struct expect *want)
+static __u32 verdict_of(const struct expect *want)
 {
-	uint8_t out[FRAME_MAX];
-	struct run_state before, after;
-	uint64_t t0, t1;
-	bool ok = true;
-	int err;
+	if (want->reason != RELAY_STAT_FORWARDED)
+		return XDP_PASS;
+	return flows[want->flow].egress == PORT_RX ? XDP_TX : XDP_REDIRECT;
+}
+
+/* Output bytes as expected, and checksums right by full recomputation. */
+static bool output_ok(const uint8_t *out, size_t out_len, const struct frame *want)
+{
+	struct frame got = *want;
+	size_t i;
+
+	if (!check(out_len == want->len, "%zu bytes out, want %zu", out_len, want->len))
+		return false;
+	for (i = 0; i < out_len && out[i] == want->buf[i]; i++)
+		;
+	if (!check(i == out_len, "output differs at byte %zu: %02x, want %02x",
+		   i, i < out_len ? out[i] : 0, i < out_len ? want->buf[i] : 0))
+		return false;
+	memcpy(got.buf, out, out_len);
+	return check(frame_checksums_ok(&got), "output checksums do not verify");
+}
+
+static int test_run(struct relay_bpf *skel, const uint8_t *data, size_t len,
+		    uint8_t *out, __u32 repeat, __u32 *out_len, __u32 *retval,
+		    __u32 *duration)
+{
+	struct xdp_md ctx = {
+		.data_end = (__u32)len,
+		.ingress_ifindex = ports[PORT_RX].ifindex,
+	};
 	LIBBPF_OPTS(bpf_test_run_opts, opts,
 		.data_in = data,
 		.data_size_in = (__u32)len,
 		.data_out = out,
-		.data_size_out = sizeof(out),
-		.repeat = 1,
+		.data_size_out = out ? FRAME_MAX : 0,
+		.ctx_in = &ctx,
+		.ctx_size_in = sizeof(ctx),
+		.repeat = repeat,
 	);
+	int err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.relay_xdp), &opts);
+
+	*retval = opts.retval;
+	if (out_len)
+		*out_len = opts.data_size_out;
+	if (duration)
+		*duration = opts.duration;
+	return err;
+}
+
+/* Runs one frame; true when verdict, output, stats and flows are as
+ * wanted. `fwd` is the expected output of a forwarded frame. */
+static bool run_frame(struct relay_bpf *skel, const uint8_t *data, size_t len,
+		      const struct expect *want, const struct frame *fwd)
+{
+	uint8_t out[FRAME_MAX];
+	struct run_state before, after;
+	__u32 retval, out_len;
+	uint64_t t0, t1;
+	bool ok = true;
+	int err;
 
 	if (!state_read(skel, &before))
 		return false;
 	t0 = now_ns();
-	err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.relay_xdp), &opts);
+	err = test_run(skel, data, len, out, 1, &out_len, &retval, NULL);
 	t1 = now_ns();
 	if (!check(err == 0, "BPF_PROG_TEST_RUN: %s", strerror(-err)))
 		return false;
-	ok &= check(opts.retval == XDP_PASS, "verdict %u, want XDP_PASS", opts.retval);
-	ok &= check(opts.data_size_out == len && !memcmp(out, data, len),
-		    "frame changed (%u bytes out, %zu in)", opts.data_size_out, len);
+	ok &= check(retval == verdict_of(want), "verdict %u, want %u", retval,
+		    verdict_of(want));
+	if (fwd)
+		ok &= output_ok(out, out_len, fwd);
+	else
+		ok &= check(out_len == len && !memcmp(out, data, len),
+			    "frame changed (%u bytes out, %zu in)", out_len, len);
 	if (!state_read(skel, &after))
 		return false;
-	ok &= stats_moved(&before, &after, want, len);
+	ok &= stats_moved(&before, &after, want->reason, 1, len);
 	ok &= flows_moved(&before, &after, want, t0, t1);
 	return ok;
 }
 
+static bool run_def(struct relay_bpf *skel, const struct frame_def *fd,
+		    const struct expect *want)
+{
+	struct frame_spec s, fs;
+	struct frame in, out;
+
+	def_resolve(fd, &s);
+	frame_build(&s, &in);
+	if (want->reason != RELAY_STAT_FORWARDED)
+		return run_frame(skel, in.buf, in.len, want, NULL);
+	spec_forwarded(&s, want->flow, &fs);
+	frame_build(&fs, &out);
+	if (fd->zero_sum && !check(get16(out.buf + out.l4_off + 6) == 0xffff,
+				   "tuned frame's checksum is not 0xffff"))
+		return false;
+	return run_frame(skel, in.buf, in.len, want, &out);
+}
+
 /* ---- the cases ---------------------------------------------------------- */
 
-#define V4		.flow = FLOW_V4
-#define V6		.flow = FLOW_V6
-#define HIT(f, n)	{ .reason = RELAY_STAT_PASS_NOT_YET, .flow = (f), .payload = (n) }
+#define ON(f, ...)	{ .flow = (f), __VA_ARGS__ }
+#define FWD(f, n)	{ .reason = RELAY_STAT_FORWARDED, .flow = (f), .payload = (n) }
 #define PASS(r)		{ .reason = (r) }
 
 struct xdp_case {
 	const char *name;
-	struct frame_spec spec;
+	struct frame_def frame;
 	struct expect want;
 };
 
-static const struct xdp_case cases[] = {
-	{ "IPv4 RTP from the latched source updates its flow",
-	  { V4 }, HIT(FLOW_V4, 172) },
+static const struct xdp_case forward_cases[] = {
+	{ "IPv4 RTP from the latched source is rewritten and redirected to tx0",
+	  ON(FLOW_V4), FWD(FLOW_V4, 172) },
+	{ "IPv4 RTP to a peer behind the ingress interface leaves with XDP_TX",
+	  ON(FLOW_V4_TX), FWD(FLOW_V4_TX, 172) },
+	{ "IPv4 RTP without a UDP checksum keeps checksum 0",
+	  ON(FLOW_V4, .spec.no_udp_csum = true), FWD(FLOW_V4, 172) },
+	{ "IPv4 RTP whose new UDP checksum computes to 0 is sent with 0xffff",
+	  ON(FLOW_V4, .zero_sum = true), FWD(FLOW_V4, 172) },
+	{ "IPv4 with 12 bytes of options (IHL 8) is forwarded with them",
+	  ON(FLOW_V4, .spec.ihl = 8), FWD(FLOW_V4, 172) },
+	{ "IPv4 with the longest header (IHL 15) is forwarded",
+	  ON(FLOW_V4_TX, .spec.ihl = 15), FWD(FLOW_V4_TX, 172) },
+	{ "minimum Ethernet frame: 4-byte payload counts 4, padding kept",
+	  ON(FLOW_V4, .spec.payload = 4, .spec.pad_to = ETH_ZLEN), FWD(FLOW_V4, 4) },
+	{ "empty UDP datagram is forwarded and counts 0 bytes",
+	  ON(FLOW_V4, .empty = true), FWD(FLOW_V4, 0) },
+	{ "IPv4 with DF set is a whole datagram and is forwarded",
+	  ON(FLOW_V4, .spec.frag = 0x4000), FWD(FLOW_V4, 172) },
+	{ "IPv4 TTL 2 is forwarded with TTL 1",
+	  ON(FLOW_V4, .spec.ttl = 2), FWD(FLOW_V4, 172) },
+	{ "IPv4 packet under the route MTU of 100 is forwarded",
+	  ON(FLOW_V4_MTU, .spec.payload = 40), FWD(FLOW_V4_MTU, 40) },
+	{ "IPv6 RTP from the latched source is rewritten and redirected to tx0",
+	  ON(FLOW_V6), FWD(FLOW_V6, 172) },
+	{ "IPv6 RTP to a peer behind the ingress interface leaves with XDP_TX",
+	  ON(FLOW_V6_TX), FWD(FLOW_V6_TX, 172) },
+	{ "IPv6 RTP whose new UDP checksum computes to 0 is sent with 0xffff",
+	  ON(FLOW_V6, .zero_sum = true), FWD(FLOW_V6, 172) },
+	{ "IPv6 with an odd payload length (171) is forwarded",
+	  ON(FLOW_V6, .spec.payload = 171), FWD(FLOW_V6, 171) },
+	{ "IPv6 hop limit 2 is forwarded with hop limit 1",
+	  ON(FLOW_V6_TX, .spec.ttl = 2), FWD(FLOW_V6_TX, 172) },
+	{ "IPv6 RTP of 1300 bytes is forwarded",
+	  ON(FLOW_V6, .spec.payload = 1300), FWD(FLOW_V6, 1300) },
+};
+
+static const struct xdp_case matched_pass_cases[] = {
+	{ "IPv4 TTL 1 passes untouched (the stack sends time exceeded)",
+	  ON(FLOW_V4, .spec.ttl = 1), PASS(RELAY_STAT_PASS_TTL) },
+	{ "IPv4 TTL 0 passes untouched",
+	  ON(FLOW_V4, .ttl_zero = true), PASS(RELAY_STAT_PASS_TTL) },
+	{ "IPv6 hop limit 1 passes untouched",
+	  ON(FLOW_V6, .spec.ttl = 1), PASS(RELAY_STAT_PASS_TTL) },
+	{ "IPv4 to a neighbour not yet resolved passes untouched",
+	  ON(FLOW_V4_NO_NEIGH), PASS(RELAY_STAT_PASS_NO_NEIGH) },
+	{ "IPv6 to a neighbour not yet resolved passes untouched",
+	  ON(FLOW_V6_NO_NEIGH), PASS(RELAY_STAT_PASS_NO_NEIGH) },
+	{ "IPv4 to a destination without a route passes as FIB miss",
+	  ON(FLOW_V4_NO_ROUTE), PASS(RELAY_STAT_PASS_FIB_MISS) },
+	{ "IPv6 to a destination without a route passes as FIB miss",
+	  ON(FLOW_V6_NO_ROUTE), PASS(RELAY_STAT_PASS_FIB_MISS) },
+	{ "IPv4 packet over the route MTU of 100 passes as FIB miss",
+	  ON(FLOW_V4_MTU), PASS(RELAY_STAT_PASS_FIB_MISS) },
+	{ "IPv4 routed out of an interface not in relay_tx_ports passes",
+	  ON(FLOW_V4_NO_TX_PORT), PASS(RELAY_STAT_PASS_NO_TX_PORT) },
+	{ "a flow whose value family disagrees with its key is no flow",
+	  ON(FLOW_V4_BAD_FAMILY), PASS(RELAY_STAT_PASS_NO_FLOW) },
+	{ "802.1Q-tagged IPv4 RTP from the latched source passes to the stack",
+	  ON(FLOW_V4, .spec.tpid = 0x8100), PASS(RELAY_STAT_PASS_VLAN) },
+	{ "802.1ad-tagged IPv4 RTP from the latched source passes to the stack",
+	  ON(FLOW_V4, .spec.tpid = 0x88a8), PASS(RELAY_STAT_PASS_VLAN) },
+	{ "tagged IPv4 with the longest header (IHL 15) passes to the stack",
+	  ON(FLOW_V4, .spec.ihl = 15, .spec.tpid = 0x8100), PASS(RELAY_STAT_PASS_VLAN) },
+	{ "802.1Q-tagged IPv6 RTP from the latched source passes to the stack",
+	  ON(FLOW_V6, .spec.tpid = 0x8100), PASS(RELAY_STAT_PASS_VLAN) },
+};
+
+static const struct xdp_case other_pass_cases[] = {
 	{ "IPv4 RTP from another address is a source mismatch",
-	  { V4, .src = "198.51.100.8" }, PASS(RELAY_STAT_PASS_SOURCE_MISMATCH) },
+	  ON(FLOW_V4, .spec.src = "198.51.100.8"), PASS(RELAY_STAT_PASS_SOURCE_MISMATCH) },
 	{ "IPv4 RTP from the latched address but another port is a source mismatch",
-	  { V4, .sport = 40001 }, PASS(RELAY_STAT_PASS_SOURCE_MISMATCH) },
+	  ON(FLOW_V4, .spec.sport = 40001), PASS(RELAY_STAT_PASS_SOURCE_MISMATCH) },
+	{ "tagged IPv4 RTP from another address is a source mismatch",
+	  ON(FLOW_V4, .spec.src = "198.51.100.8", .spec.tpid = 0x8100),
+	  PASS(RELAY_STAT_PASS_SOURCE_MISMATCH) },
 	{ "IPv4 RTP to a relay port without a flow",
-	  { V4, .dport = 50010 }, PASS(RELAY_STAT_PASS_NO_FLOW) },
+	  ON(FLOW_V4, .spec.dport = 50010), PASS(RELAY_STAT_PASS_NO_FLOW) },
 	{ "IPv4 RTP to the flow's port on another local address",
-	  { V4, .dst = "192.0.2.2" }, PASS(RELAY_STAT_PASS_NO_FLOW) },
+	  ON(FLOW_V4, .spec.dst = "192.0.2.2"), PASS(RELAY_STAT_PASS_NO_FLOW) },
 	{ "IPv6 to the IPv4-mapped relay address is not the IPv4 flow",
-	  { V6, .dst = "::ffff:192.0.2.1", .src = "::ffff:198.51.100.7",
-	    .sport = 40000, .dport = 50000 }, PASS(RELAY_STAT_PASS_NO_FLOW) },
-	{ "802.1Q-tagged IPv4 RTP from the latched source",
-	  { V4, .tpid = 0x8100 }, HIT(FLOW_V4, 172) },
-	{ "802.1ad-tagged IPv4 RTP from the latched source",
-	  { V4, .tpid = 0x88a8 }, HIT(FLOW_V4, 172) },
-	{ "IPv4 with 12 bytes of options (IHL 8) from the latched source",
-	  { V4, .ihl = 8 }, HIT(FLOW_V4, 172) },
-	{ "tagged IPv4 with the longest header (IHL 15)",
-	  { V4, .ihl = 15, .tpid = 0x8100 }, HIT(FLOW_V4, 172) },
-	{ "minimum Ethernet frame: 4-byte payload plus padding counts 4 bytes",
-	  { V4, .payload = 4, .pad_to = ETH_ZLEN }, HIT(FLOW_V4, 4) },
-	{ "empty UDP datagram from the latched source counts 0 bytes",
-	  { V4, .empty = true }, HIT(FLOW_V4, 0) },
+	  ON(FLOW_V6, .spec.dst = "::ffff:192.0.2.1", .spec.src = "::ffff:198.51.100.7",
+	     .spec.sport = 40000, .spec.dport = 50000), PASS(RELAY_STAT_PASS_NO_FLOW) },
 	{ "IPv4 first fragment (MF set)",
-	  { V4, .frag = 0x2000 }, PASS(RELAY_STAT_PASS_FRAGMENT) },
+	  ON(FLOW_V4, .spec.frag = 0x2000), PASS(RELAY_STAT_PASS_FRAGMENT) },
 	{ "IPv4 later fragment (offset 185)",
-	  { V4, .frag = 185 }, PASS(RELAY_STAT_PASS_FRAGMENT) },
-	{ "IPv4 with DF set is a whole datagram",
-	  { V4, .frag = 0x4000 }, HIT(FLOW_V4, 172) },
+	  ON(FLOW_V4, .spec.frag = 185), PASS(RELAY_STAT_PASS_FRAGMENT) },
 	{ "IPv4 TCP to the relay port is not UDP",
-	  { V4, .proto = IPPROTO_TCP }, PASS(RELAY_STAT_PASS_NOT_UDP) },
+	  ON(FLOW_V4, .spec.proto = IPPROTO_TCP), PASS(RELAY_STAT_PASS_NOT_UDP) },
 	{ "ARP is not IP",
-	  { V4, .ethertype = 0x0806 }, PASS(RELAY_STAT_PASS_NOT_IP) },
+	  ON(FLOW_V4, .spec.ethertype = 0x0806), PASS(RELAY_STAT_PASS_NOT_IP) },
 	{ "IPv4 header length below 20 bytes is malformed",
-	  { V4, .ihl = 4 }, PASS(RELAY_STAT_PASS_MALFORMED) },
+	  ON(FLOW_V4, .spec.ihl = 4), PASS(RELAY_STAT_PASS_MALFORMED) },
 	/* Read at IHL 4, the addresses and ports would make a plausible UDP
 	 * header (length 8 from the source port): only the IHL check stops it. */
 	{ "IPv4 IHL 4 with bytes that would parse as UDP is malformed",
-	  { V4, .ihl = 4, .sport = 8 }, PASS(RELAY_STAT_PASS_MALFORMED) },
+	  ON(FLOW_V4, .spec.ihl = 4, .spec.sport = 8), PASS(RELAY_STAT_PASS_MALFORMED) },
 	{ "IPv4 EtherType carrying an IPv6 version nibble is malformed",
-	  { V4, .version = 6 }, PASS(RELAY_STAT_PASS_MALFORMED) },
+	  ON(FLOW_V4, .spec.version = 6), PASS(RELAY_STAT_PASS_MALFORMED) },
 	{ "IPv6 EtherType carrying an IPv4 version nibble is malformed",
-	  { V6, .version = 4 }, PASS(RELAY_STAT_PASS_MALFORMED) },
+	  ON(FLOW_V6, .spec.version = 4), PASS(RELAY_STAT_PASS_MALFORMED) },
+	{ "IPv4 total length beyond the frame is malformed",
+	  ON(FLOW_V4, .spec.ip_len_delta = 1), PASS(RELAY_STAT_PASS_MALFORMED) },
+	{ "IPv6 payload length beyond the frame is malformed",
+	  ON(FLOW_V6, .spec.ip_len_delta = 1), PASS(RELAY_STAT_PASS_MALFORMED) },
 	{ "UDP length below the UDP header is malformed",
-	  { V4, .udp_len_delta = -173 }, PASS(RELAY_STAT_PASS_MALFORMED) },
+	  ON(FLOW_V4, .spec.udp_len_delta = -173), PASS(RELAY_STAT_PASS_MALFORMED) },
 	{ "UDP length beyond the IP payload is malformed",
-	  { V4, .udp_len_delta = 1 }, PASS(RELAY_STAT_PASS_MALFORMED) },
+	  ON(FLOW_V4, .spec.udp_len_delta = 1), PASS(RELAY_STAT_PASS_MALFORMED) },
 	{ "UDP length reaching into Ethernet padding is malformed",
-	  { V4, .payload = 4, .pad_to = ETH_ZLEN, .udp_len_delta = 10 },
+	  ON(FLOW_V4, .spec.payload = 4, .spec.pad_to = ETH_ZLEN, .spec.udp_len_delta = 10),
 	  PASS(RELAY_STAT_PASS_MALFORMED) },
 	{ "IPv6 UDP length beyond the IPv6 payload is malformed",
-	  { V6, .payload = 4, .pad_to = 80, .udp_len_delta = 10 },
+	  ON(FLOW_V6, .spec.payload = 4, .spec.pad_to = 80, .spec.udp_len_delta = 10),
 	  PASS(RELAY_STAT_PASS_MALFORMED) },
-	{ "IPv6 RTP from the latched source updates its flow",
-	  { V6 }, HIT(FLOW_V6, 172) },
-	{ "802.1Q-tagged IPv6 RTP from the latched source",
-	  { V6, .tpid = 0x8100 }, HIT(FLOW_V6, 172) },
 	{ "IPv6 RTP from another address is a source mismatch",
-	  { V6, .src = "2001:db8:1::8" }, PASS(RELAY_STAT_PASS_SOURCE_MISMATCH) },
+	  ON(FLOW_V6, .spec.src = "2001:db8:1::8"), PASS(RELAY_STAT_PASS_SOURCE_MISMATCH) },
 	{ "IPv6 with a hop-by-hop header passes as extension header",
-	  { V6, .v6_ext = true, .v6_ext_type = 0 }, PASS(RELAY_STAT_PASS_IPV6_EXT) },
+	  ON(FLOW_V6, .spec.v6_ext = true, .spec.v6_ext_type = 0),
+	  PASS(RELAY_STAT_PASS_IPV6_EXT) },
 	{ "IPv6 with a fragment header passes as fragment",
-	  { V6, .v6_ext = true, .v6_ext_type = 44 }, PASS(RELAY_STAT_PASS_FRAGMENT) },
+	  ON(FLOW_V6, .spec.v6_ext = true, .spec.v6_ext_type = 44),
+	  PASS(RELAY_STAT_PASS_FRAGMENT) },
 	{ "IPv6 TCP is not UDP",
-	  { V6, .proto = IPPROTO_TCP }, PASS(RELAY_STAT_PASS_NOT_UDP) },
+	  ON(FLOW_V6, .spec.proto = IPPROTO_TCP), PASS(RELAY_STAT_PASS_NOT_UDP) },
 };
 
-static void test_cases(struct relay_bpf *skel)
+static void run_cases(struct relay_bpf *skel, const struct xdp_case *c, size_t n)
 {
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const struct xdp_case *c = &cases[i];
-		struct frame f;
-
-		frame_build(&c->spec, &f);
-		tap(run_frame(skel, f.buf, f.len, &c->want), "%s", c->name);
-	}
+	for (size_t i = 0; i < n; i++)
+		tap(run_def(skel, &c[i].frame, &c[i].want), "%s", c[i].name);
 }
 
+#define RUN_CASES(skel, table) \
+	run_cases(skel, table, sizeof(table) / sizeof((table)[0]))
+
 /* Every cut of a valid frame (BPF_PROG_TEST_RUN refuses fewer than 14
- * bytes) must pass as malformed and touch no flow. */
+ * bytes) must pass as malformed and touch no flow, including frames that
+ * would be forwarded whole. */
 static void test_truncated(struct relay_bpf *skel)
 {
-	static const struct { const char *name; struct frame_spec spec; } t[] = {
-		{ "tagged IPv4 with options", { V4, .tpid = 0x8100, .ihl = 7 } },
-		{ "IPv6", { V6 } },
+	static const struct { const char *name; struct frame_def def; } t[] = {
+		{ "tagged IPv4 with options", ON(FLOW_V4, .spec.tpid = 0x8100, .spec.ihl = 7) },
+		{ "forwardable IPv4 with options", ON(FLOW_V4, .spec.ihl = 7) },
+		{ "forwardable IPv6", ON(FLOW_V6) },
 	};
 	const struct expect want = PASS(RELAY_STAT_PASS_MALFORMED);
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct frame_spec s;
 		struct frame f;
 		bool ok = true;
 
-		frame_build(&t[i].spec, &f);
+		def_resolve(&t[i].def, &s);
+		frame_build(&s, &f);
 		for (size_t cut = ETH_HLEN; cut < f.len && ok; cut++)
-			ok = check(run_frame(skel, f.buf, cut, &want),
+			ok = check(run_frame(skel, f.buf, cut, &want, NULL),
 				   "cut at %zu of %zu bytes", cut, f.len);
 		tap(ok, "every truncation of a %s RTP frame passes as malformed",
 		    t[i].name);
+	}
+}
+
+/* TESTING.md: bpf_fib_lookup wants forwarding on the ingress interface. */
+static void test_forwarding_off(struct relay_bpf *skel)
+{
+	static const struct {
+		const char *path;
+		enum flow_id flow;
+	} t[] = {
+		{ "/proc/sys/net/ipv4/conf/rx0/forwarding", FLOW_V4 },
+		{ "/proc/sys/net/ipv6/conf/rx0/forwarding", FLOW_V6 },
+	};
+	const struct expect miss = PASS(RELAY_STAT_PASS_FIB_MISS);
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const struct frame_def def = ON(t[i].flow);
+		const struct expect fwd = FWD(t[i].flow, 172);
+		bool ok;
+
+		ok = sysctl_write(t[i].path, "0") &&
+		     check(run_def(skel, &def, &miss), "with forwarding off");
+		ok &= sysctl_write(t[i].path, "1") &&
+		      check(run_def(skel, &def, &fwd), "with forwarding back on");
+		tap(ok, "%s RTP passes as FIB miss while rx0 forwarding is off",
+		    flows[t[i].flow].family == AF_INET ? "IPv4" : "IPv6");
 	}
 }
 
@@ -649,19 +793,35 @@ static void test_checksum_routine(void)
 		0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
 		0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
 	};
-	struct frame_spec v4 = { V4, .ihl = 6, .tpid = 0x8100 };
-	struct frame_spec v6 = { V6, .payload = 171 };
-	struct frame f4, f6;
+	const struct frame_def v4 = ON(FLOW_V4, .spec.ihl = 6, .spec.tpid = 0x8100);
+	const struct frame_def v6 = ON(FLOW_V6, .spec.payload = 171);
+	const struct frame_def nosum = ON(FLOW_V4, .spec.no_udp_csum = true);
+	const struct frame_def tuned = ON(FLOW_V6, .spec.set_word = true);
+	struct frame_spec s;
+	struct frame f4, f6, f;
 	bool ok;
 
 	ok = check(csum_fold(csum_add(0, hdr, sizeof(hdr))) == 0xb861,
 		   "reference IPv4 header checksum wrong");
-	frame_build(&v4, &f4);
-	frame_build(&v6, &f6);
+	def_resolve(&v4, &s);
+	frame_build(&s, &f4);
+	def_resolve(&v6, &s);
+	frame_build(&s, &f6);
 	ok &= check(frame_checksums_ok(&f4), "IPv4 frame checksums");
 	ok &= check(frame_checksums_ok(&f6), "IPv6 frame checksums (odd length)");
+	def_resolve(&nosum, &s);
+	frame_build(&s, &f);
+	ok &= check(frame_checksums_ok(&f) && get16(f.buf + f.l4_off + 6) == 0,
+		    "IPv4 frame without UDP checksum");
+	def_resolve(&tuned, &s);
+	s.word = frame_zero_sum_word(&s);
+	frame_build(&s, &f);
+	ok &= check(frame_checksums_ok(&f) && get16(f.buf + f.l4_off + 6) == 0xffff,
+		    "tuned frame: checksum %04x, want ffff", get16(f.buf + f.l4_off + 6));
 	f4.buf[f4.len - 1] ^= 0x40;
 	ok &= check(!frame_checksums_ok(&f4), "a flipped bit went unnoticed");
+	f6.buf[f6.l4_off + 6] = f6.buf[f6.l4_off + 7] = 0;
+	ok &= check(!frame_checksums_ok(&f6), "IPv6 UDP without checksum accepted");
 	tap(ok, "reference checksum routine and crafted frames agree");
 }
 
@@ -697,14 +857,13 @@ static void test_btf(struct relay_bpf *skel)
 /* The loader's knobs: port range (rodata) and flow map size. */
 static void test_loader_tunables(void)
 {
-	struct frame_spec in = { V4 }, below = { V4, .dport = 49998 },
-			  above = { V4, .dport = 50002 };
-	const struct expect hit = HIT(FLOW_V4, 172),
+	const struct frame_def in = ON(FLOW_V4), below = ON(FLOW_V4, .spec.dport = 49998),
+			       above = ON(FLOW_V4, .spec.dport = 50002);
+	const struct expect fwd = FWD(FLOW_V4, 172),
 			    other = PASS(RELAY_STAT_PASS_OTHER_PORT);
 	struct relay_bpf *skel;
 	struct bpf_map_info info;
 	__u32 info_len = sizeof(info);
-	struct frame f;
 	bool ok = true;
 	int err;
 
@@ -717,8 +876,7 @@ static void test_loader_tunables(void)
 	skel->rodata->relay_port_max = 50001;
 	bpf_map__set_max_entries(skel->maps.relay_flows, 1024);
 	err = relay_bpf__load(skel);
-	if (!check(err == 0, "load: %s", strerror(-err)) ||
-	    !check(flow_insert(skel, FLOW_V4) == 0, "flow insert: %s", strerror(errno))) {
+	if (!check(err == 0, "load: %s", strerror(-err)) || !skel_fill(skel)) {
 		ok = false;
 		goto out;
 	}
@@ -727,49 +885,159 @@ static void test_loader_tunables(void)
 					    &info, &info_len) &&
 		    info.max_entries == 1024,
 		    "flow map max_entries %u, want 1024", info.max_entries);
-	frame_build(&in, &f);
-	ok &= check(run_frame(skel, f.buf, f.len, &hit), "port 50000 in range");
-	frame_build(&below, &f);
-	ok &= check(run_frame(skel, f.buf, f.len, &other), "port 49998 below range");
-	frame_build(&above, &f);
-	ok &= check(run_frame(skel, f.buf, f.len, &other), "port 50002 above range");
+	ok &= check(run_def(skel, &in, &fwd), "port 50000 in range");
+	ok &= check(run_def(skel, &below, &other), "port 49998 below range");
+	ok &= check(run_def(skel, &above, &other), "port 50002 above range");
 out:
 	relay_bpf__destroy(skel);
 	tap(ok, "relay_port_min/max skip lookups outside the range; flow map size is settable");
 }
 
+/* ---- measurements --------------------------------------------------------- */
+
+/* Runs `def` `repeat` times in one BPF_PROG_TEST_RUN; checks that every
+ * run counted under `reason`; *ns is the kernel's mean per run. */
+static bool bench_repeat(struct relay_bpf *skel, const struct frame_def *def,
+			 enum relay_stat_reason reason, __u32 *ns)
+{
+	struct run_state before, after;
+	struct frame_spec s;
+	struct frame f;
+	__u32 retval;
+	int err;
+
+	def_resolve(def, &s);
+	frame_build(&s, &f);
+	if (!state_read(skel, &before))
+		return false;
+	err = test_run(skel, f.buf, f.len, NULL, BENCH_REPEAT, NULL, &retval, ns);
+	if (!check(err == 0, "BPF_PROG_TEST_RUN: %s", strerror(-err)) ||
+	    !check(retval == XDP_PASS, "verdict %u", retval) ||
+	    !state_read(skel, &after))
+		return false;
+	return stats_moved(&before, &after, reason, BENCH_REPEAT,
+			   (uint64_t)BENCH_REPEAT * f.len);
+}
+
+/*
+ * A forwarded frame cannot be timed with repeat: the kernel reruns the
+ * program on the frame it rewrote, which no longer matches (and its TTL
+ * would run out anyway). So time single runs of the forwarded frame and
+ * of `base`, which stops at the FIB lookup, alternately; their difference
+ * is what rewriting, counting and redirecting add (the per-run timer
+ * overhead cancels). Returns that difference in ns.
+ */
+static bool bench_forward_delta(struct relay_bpf *skel, enum flow_id flow,
+				enum flow_id base, double *delta)
+{
+	const struct frame_def fd = ON(flow), bd = ON(base);
+	const struct expect fwd = FWD(flow, 0);
+	struct frame_spec s;
+	struct frame f, b;
+	uint64_t sum_f = 0, sum_b = 0;
+	__u32 rf, rb, nf, nb;
+	bool ok = true;
+
+	def_resolve(&fd, &s);
+	frame_build(&s, &f);
+	def_resolve(&bd, &s);
+	frame_build(&s, &b);
+	for (int i = 0; i < BENCH_SINGLES && ok; i++) {
+		ok = !test_run(skel, f.buf, f.len, NULL, 1, NULL, &rf, &nf) &&
+		     !test_run(skel, b.buf, b.len, NULL, 1, NULL, &rb, &nb);
+		ok = check(ok && rf == verdict_of(&fwd) && rb == XDP_PASS, "single runs: verdicts %u and %u", rf, rb);
+		sum_f += nf;
+		sum_b += nb;
+	}
+	*delta = ((double)sum_f - (double)sum_b) / BENCH_SINGLES;
+	return ok;
+}
+
+static void bench_family(struct relay_bpf *skel, const char *fam, enum flow_id fwd,
+			 enum flow_id no_neigh)
+{
+	const struct frame_def nn = ON(no_neigh);
+	__u32 fib_ns = 0;
+	double delta = 0;
+	bool ok;
+
+	ok = bench_repeat(skel, &nn, RELAY_STAT_PASS_NO_NEIGH, &fib_ns) &&
+	     bench_forward_delta(skel, fwd, no_neigh, &delta);
+	if (ok) {
+		printf("# match path up to the FIB lookup (%s, no neighbour): %u ns/packet "
+		       "(repeat=%d)\n", fam, fib_ns, BENCH_REPEAT);
+		printf("# match path: %.0f ns/packet (%s, rewrite + XDP_%s: %u up to the FIB "
+		       "lookup + %.1f measured over %d single runs each)\n",
+		       fib_ns + delta, fam,
+		       flows[fwd].egress == PORT_RX ? "TX" : "REDIRECT",
+		       fib_ns, delta, BENCH_SINGLES);
+	}
+	tap(ok, "%s match path timed; every run counted under its reason", fam);
+}
+
+static void bench_miss(struct relay_bpf *skel, const char *fam, enum flow_id flow,
+		       uint16_t port)
+{
+	const struct frame_def miss = ON(flow, .spec.dport = port);
+	__u32 ns = 0;
+	bool ok;
+
+	ok = bench_repeat(skel, &miss, RELAY_STAT_PASS_NO_FLOW, &ns);
+	if (ok)
+		printf("# miss path: %u ns/packet (%s, no flow for the port; repeat=%d)\n",
+		       ns, fam, BENCH_REPEAT);
+	tap(ok, "%s miss path timed with repeat=%d; every run counted as no flow",
+	    fam, BENCH_REPEAT);
+}
+
+static void test_bench(struct relay_bpf *skel)
+{
+	bench_miss(skel, "IPv4", FLOW_V4, 50010);
+	bench_miss(skel, "IPv6", FLOW_V6, 50010);
+	bench_family(skel, "IPv4", FLOW_V4, FLOW_V4_NO_NEIGH);
+	bench_family(skel, "IPv6", FLOW_V6, FLOW_V6_NO_NEIGH);
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
 static const char *skip_reason(void)
 {
 	if (geteuid() != 0)
-		return "needs root (BPF_PROG_TEST_RUN)";
+		return "needs root (BPF_PROG_TEST_RUN, a network namespace)";
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, NULL) != 1)
 		return "BPF/XDP programs unavailable in this kernel or container";
-	return NULL;
+	return netns_enter();
 }
 
 int main(void)
 {
-	const char *skip = skip_reason();
+	const char *skip;
 	struct relay_bpf *skel;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	skip = skip_reason();
 	if (skip) {
 		printf("1..1\nok 1 - relay XDP program under BPF_PROG_TEST_RUN # SKIP %s\n",
 		       skip);
 		return 0;
 	}
 	test_checksum_routine();
+	tap(netns_setup(), "test namespace with rx0, tx0, nd0, routes and neighbours");
 	skel = relay_bpf__open_and_load();
 	tap(skel != NULL, "relay.bpf.o opens and passes the verifier");
-	if (!skel) {
+	if (!skel || tap_failed) {
+		relay_bpf__destroy(skel);
 		printf("1..%d\n", tap_count);
 		return 1;
 	}
 	test_btf(skel);
-	tap(flow_insert(skel, FLOW_V4) == 0 && flow_insert(skel, FLOW_V6) == 0,
-	    "flow entries insert with bpf_map_update_elem");
-	test_cases(skel);
+	tap(skel_fill(skel), "flows and relay_tx_ports entries insert");
+	RUN_CASES(skel, forward_cases);
+	RUN_CASES(skel, matched_pass_cases);
+	RUN_CASES(skel, other_pass_cases);
 	test_truncated(skel);
+	test_forwarding_off(skel);
+	test_bench(skel);
 	relay_bpf__destroy(skel);
 	test_loader_tunables();
 	printf("1..%d\n", tap_count);
