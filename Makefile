@@ -26,7 +26,7 @@ SANFLAGS :=
 endif
 
 PKGS     := libbpf libxdp openssl json-c libevent libevent_openssl inih \
-            libnetfilter_conntrack libmnl libmariadb radcli
+            libnetfilter_conntrack libnftables libmnl libmariadb radcli
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -8,7 +8,7 @@ PACKAGES=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libxdp-dev
 	libssl-dev libjson-c-dev libmariadb-dev libradcli-dev libradcli4
-	libnetfilter-conntrack-dev libmnl-dev libevent-dev libinih-dev
+	libnetfilter-conntrack-dev libnftables-dev libmnl-dev libevent-dev libinih-dev
 	libcmocka-dev libclang-rt-14-dev openssl
 	# runtime tools used by the relay and the operator
 	xdp-tools nftables conntrack iproute2 ethtool iputils-ping
