@@ -760,7 +760,12 @@ static int ct_open(struct forward **out, const struct forward_options *opts,
 	if (!err)
 		err = check_forwarding(&fw->relay_ip, why, whylen);
 	if (!err) {
-		err = nft_table_ensure(fw->table, CT_MARK, &existed, nft_why, sizeof(nft_why));
+		struct nft_table_spec spec = {
+			.name = fw->table, .ct_mark = CT_MARK, .relay_ip = &fw->relay_ip,
+			.port_min = fw->port_min, .port_max = fw->port_max,
+		};
+
+		err = nft_table_ensure(&spec, &existed, nft_why, sizeof(nft_why));
 		if (err)
 			snprintf(why, whylen, "cannot create nftables table inet %s: %s",
 				 fw->table, nft_why);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <nftables/libnftables.h>
 
 #include "log.h"
@@ -64,14 +65,19 @@ static int nft_run(const char *cmd, char *why, size_t whylen)
 	return rc;
 }
 
-int nft_table_ensure(const char *name, uint32_t ct_mark, bool *existed,
-		     char *why, size_t whylen)
+int nft_table_ensure(const struct nft_table_spec *spec, bool *existed, char *why,
+		     size_t whylen)
 {
-	char cmd[NFT_CMD_MAX], ignored[256];
+	char cmd[NFT_CMD_MAX], ignored[256], relay[INET6_ADDRSTRLEN];
+	const char *name = spec->name;
 	int n;
 
 	if (!nft_table_name_valid(name)) {
 		snprintf(why, whylen, "invalid nftables table name");
+		return -EINVAL;
+	}
+	if (net_addr_format(spec->relay_ip, relay, sizeof(relay))) {
+		snprintf(why, whylen, "relay address not set");
 		return -EINVAL;
 	}
 	snprintf(cmd, sizeof(cmd), "list table inet %s", name);
@@ -80,8 +86,12 @@ int nft_table_ensure(const char *name, uint32_t ct_mark, bool *existed,
 	 * behind other interfaces, output/input for peers on this host. The
 	 * chains hold no rules: the NAT bindings come with our entries. The
 	 * `ct mark` rule makes conntrack track in this namespace and counts
-	 * what we forward. Rules are flushed and re-added in the same
-	 * transaction, so an adopted table never ends up with two. */
+	 * what we forward. What the relay's own sockets send (media forwarded
+	 * in user space before a leg is handed over) is not tracked: an entry
+	 * for it would hold the reply tuple of the NAT entry we create next,
+	 * and the kernel would then move our NAT to another source port.
+	 * Rules are flushed and re-added in the same transaction, so an
+	 * adopted table never ends up with two. */
 	n = snprintf(cmd, sizeof(cmd),
 		     "add table inet %1$s\n"
 		     "add chain inet %1$s prerouting { type nat hook prerouting priority dstnat; policy accept; }\n"
@@ -89,9 +99,15 @@ int nft_table_ensure(const char *name, uint32_t ct_mark, bool *existed,
 		     "add chain inet %1$s input { type nat hook input priority 100; policy accept; }\n"
 		     "add chain inet %1$s postrouting { type nat hook postrouting priority srcnat; policy accept; }\n"
 		     "add chain inet %1$s forward { type filter hook forward priority filter; policy accept; }\n"
+		     "add chain inet %1$s relay_output { type filter hook output priority raw; policy accept; }\n"
 		     "flush chain inet %1$s forward\n"
-		     "add rule inet %1$s forward ct mark 0x%2$08x counter comment \"media forwarded by the relay\"\n",
-		     name, (unsigned int)ct_mark);
+		     "flush chain inet %1$s relay_output\n"
+		     "add rule inet %1$s forward ct mark 0x%2$08x counter comment \"media forwarded by the relay\"\n"
+		     "add rule inet %1$s relay_output %3$s saddr %4$s udp sport %5$u-%6$u notrack "
+		     "comment \"media the relay forwards itself\"\n",
+		     name, (unsigned int)spec->ct_mark,
+		     spec->relay_ip->family == AF_INET6 ? "ip6" : "ip", relay,
+		     spec->port_min, spec->port_max);
 	if (n < 0 || (size_t)n >= sizeof(cmd)) {
 		snprintf(why, whylen, "nftables command too long");
 		return -ENAMETOOLONG;

@@ -2,6 +2,7 @@
 #include "udp_batch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,7 @@ int udp_batch_send(int fd, const struct sockaddr *dst, socklen_t dstlen,
 		   struct iovec *iov, unsigned int n)
 {
 	struct mmsghdr msgs[UDP_BATCH_MAX];
-	unsigned int next = 0, sent = 0;
+	unsigned int next = 0, sent = 0, retried = UINT_MAX;
 	int err = 0;
 
 	if (n > UDP_BATCH_MAX)
@@ -75,6 +76,13 @@ int udp_batch_send(int fd, const struct sockaddr *dst, socklen_t dstlen,
 		}
 		if (rc < 0 && errno == EINTR)
 			continue;
+		/* An ICMP error left by an earlier datagram (the peer was
+		 * not listening yet) is reported on this send instead of this
+		 * datagram going out: it is consumed now, so try once more. */
+		if (rc < 0 && errno == ECONNREFUSED && retried != next) {
+			retried = next;
+			continue;
+		}
 		if (rc == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
 			if (rc < 0 && !err)
 				err = -errno;

@@ -5,9 +5,15 @@
  *   udp_peer send --bind IP:PORT --to IP:PORT --count N [--size BYTES]
  *                 [--interval-us U] [--freebind] [--pt PT]
  *   udp_peer recv --bind IP:PORT [--count N] [--timeout-ms T]
+ *   udp_peer talk --bind IP:PORT --to IP:PORT --count N [--expect M]
+ *                 [--delay-ms D] ...
  *
- * recv prints one line: packets=N bytes=B bad=M sources=IP:PORT[,IP:PORT...]
- * (bytes are UDP payload bytes). IPv6 addresses are written [addr]:port. */
+ * send prints "sent=N bytes=B"; recv prints "ready", then one line:
+ * packets=N bytes=B bad=M sources=IP:PORT[,IP:PORT...] (bytes are UDP
+ * payload bytes; IPv6 addresses are written [addr]:port). talk is a phone
+ * with symmetric RTP: it sends and receives on one socket, as latching
+ * expects, and prints both lines after receiving M packets or the timeout.
+ * Without --interval-us, send uses sendmmsg in batches (load tests). */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -17,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,7 +35,7 @@
 struct options {
 	struct sockaddr_storage bind, to;
 	socklen_t bind_len, to_len;
-	long count, size, interval_us, timeout_ms;
+	long count, size, interval_us, timeout_ms, expect, delay_ms;
 	int payload_type;
 	bool freebind, have_to;
 };
@@ -93,11 +100,48 @@ static int open_socket(const struct options *o)
 	return fd;
 }
 
+#define SEND_BATCH 64
+
+/* Back-to-back sending for load: sendmmsg in batches of SEND_BATCH. */
+static int send_batched(const struct options *o, int fd)
+{
+	static uint8_t bufs[SEND_BATCH][2048];
+	struct mmsghdr msgs[SEND_BATCH];
+	struct iovec iov[SEND_BATCH];
+	long sent = 0;
+
+	memset(msgs, 0, sizeof(msgs));
+	while (sent < o->count) {
+		int n = o->count - sent < SEND_BATCH ? (int)(o->count - sent) : SEND_BATCH, done;
+
+		for (int i = 0; i < n; i++) {
+			fill_payload(bufs[i], o->size, (uint16_t)(sent + i), o->payload_type);
+			iov[i] = (struct iovec){ bufs[i], (size_t)o->size };
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = (void *)&o->to;
+			msgs[i].msg_hdr.msg_namelen = o->to_len;
+		}
+		done = sendmmsg(fd, msgs, (unsigned)n, 0);
+		if (done < 0) {
+			if (errno == ECONNREFUSED || errno == ENOBUFS || errno == EAGAIN)
+				continue;
+			perror("udp_peer: sendmmsg");
+			return 1;
+		}
+		sent += done;
+	}
+	printf("sent=%ld bytes=%ld\n", sent, sent * o->size);
+	return 0;
+}
+
 static int do_send(const struct options *o, int fd)
 {
 	uint8_t buf[65536];
 	long sent = 0, bytes = 0;
 
+	if (!o->interval_us && o->size <= 2048)
+		return send_batched(o, fd);
 	for (long i = 0; i < o->count; i++) {
 		fill_payload(buf, o->size, (uint16_t)i, o->payload_type);
 		if (sendto(fd, buf, o->size, 0, (struct sockaddr *)&o->to, o->to_len) < 0) {
@@ -123,16 +167,16 @@ static long now_ms(void)
 	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int do_recv(const struct options *o, int fd)
+/* Receives until `expect` packets (0: until the timeout) and prints the
+ * summary line. */
+static int receive_loop(const struct options *o, int fd, long expect)
 {
 	char sources[MAX_SOURCES][NET_ADDRPORT_STRLEN];
 	long packets = 0, bytes = 0, bad = 0, deadline = now_ms() + o->timeout_ms;
 	int nsources = 0;
 	uint8_t buf[65536];
 
-	printf("ready\n");
-	fflush(stdout);
-	while ((o->count == 0 || packets < o->count) && now_ms() < deadline) {
+	while ((expect == 0 || packets < expect) && now_ms() < deadline) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		struct sockaddr_storage from;
 		socklen_t fromlen = sizeof(from);
@@ -166,6 +210,29 @@ static int do_recv(const struct options *o, int fd)
 	return 0;
 }
 
+static int do_recv(const struct options *o, int fd)
+{
+	printf("ready\n");
+	fflush(stdout);
+	return receive_loop(o, fd, o->count);
+}
+
+/* Sends with the pacing asked for, then collects what came back. The
+ * socket buffers what arrives while sending. */
+static int do_talk(const struct options *o, int fd)
+{
+	int one = 4 << 20;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	/* Bound now: let the other phone bind too before media starts, as
+	 * real phones listen before they send. */
+	if (o->delay_ms)
+		usleep((useconds_t)o->delay_ms * 1000);
+	if (do_send(o, fd))
+		return 1;
+	return receive_loop(o, fd, o->expect);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -174,6 +241,8 @@ int main(int argc, char **argv)
 		{ "interval-us", required_argument, NULL, 'i' },
 		{ "timeout-ms", required_argument, NULL, 'w' },
 		{ "pt", required_argument, NULL, 'p' }, { "freebind", no_argument, NULL, 'f' },
+		{ "expect", required_argument, NULL, 'e' },
+		{ "delay-ms", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct options o = { .count = 0, .size = 172, .timeout_ms = 3000 };
@@ -191,6 +260,8 @@ int main(int argc, char **argv)
 		case 'w': o.timeout_ms = atol(optarg); break;
 		case 'p': o.payload_type = atoi(optarg) & 0x7f; break;
 		case 'f': o.freebind = true; break;
+		case 'e': o.expect = atol(optarg); break;
+		case 'D': o.delay_ms = atol(optarg); break;
 		default: goto usage;
 		}
 	}
@@ -199,6 +270,9 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "send") && o.have_to && o.count > 0) {
 		fd = open_socket(&o);
 		rc = fd < 0 ? 1 : do_send(&o, fd);
+	} else if (!strcmp(mode, "talk") && o.have_to && o.count > 0) {
+		fd = open_socket(&o);
+		rc = fd < 0 ? 1 : do_talk(&o, fd);
 	} else if (!strcmp(mode, "recv")) {
 		fd = open_socket(&o);
 		rc = fd < 0 ? 1 : do_recv(&o, fd);
@@ -211,6 +285,8 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: udp_peer send --bind IP:PORT --to IP:PORT --count N [--size B] "
 			"[--interval-us U] [--freebind] [--pt PT]\n"
-			"       udp_peer recv --bind IP:PORT [--count N] [--timeout-ms T]\n");
+			"       udp_peer recv --bind IP:PORT [--count N] [--timeout-ms T]\n"
+			"       udp_peer talk --bind IP:PORT --to IP:PORT --count N [--expect M] "
+			"[--timeout-ms T] [--interval-us U] [--size B] [--delay-ms D]\n");
 	return 2;
 }

@@ -25,6 +25,10 @@ _run_cleanups() {
 	rm -rf "$TMP"
 }
 trap _run_cleanups EXIT
+# A signal ends the script through exit, so the EXIT trap still cleans up.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # wait_for SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
 wait_for() {

@@ -79,10 +79,11 @@ netns_resolve_neighbours() {
 	done
 }
 
-# A unique bpffs directory for this run's pins; removed at exit.
+# Sets NS_PIN_DIR to a unique bpffs directory for this run's pins, removed
+# at exit. Call it directly, not in $(...): the cleanup is registered in
+# this shell.
 netns_pin_dir() {
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || return 1
 	NS_PIN_DIR=/sys/fs/bpf/mediaproxy-test-$$
 	at_exit "rm -rf $NS_PIN_DIR"
-	echo "$NS_PIN_DIR"
 }

@@ -35,7 +35,7 @@ if ! netns_setup; then
 	not_ok "netns test bed (a, r, b, x) is set up"
 	tap_done
 fi
-netns_pin_dir >/dev/null || { not_ok "bpffs is mounted"; tap_done; }
+netns_pin_dir || { not_ok "bpffs is mounted"; tap_done; }
 PIN=$NS_PIN_DIR
 
 # --- driving forward_ctl ------------------------------------------------------
