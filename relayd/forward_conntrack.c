@@ -721,12 +721,22 @@ static int ct_netlink_open(struct forward *fw, char *why, size_t whylen)
 static int ct_open_options(struct forward *fw, const struct forward_options *opts,
 			   char *why, size_t whylen)
 {
-	const char *table = opts->nft_table && *opts->nft_table ? opts->nft_table
-								 : CT_DEFAULT_TABLE;
+	char table_default[NFT_TABLE_NAME_MAX + 1], ip[INET6_ADDRSTRLEN];
+	const char *table = opts->nft_table;
 
 	if (opts->relay_ip.family != AF_INET && opts->relay_ip.family != AF_INET6) {
 		snprintf(why, whylen, "no relay address");
 		return -EINVAL;
+	}
+	if (!table || !*table) {
+		/* One table per relay address: relays sharing a host must not
+		 * delete each other's table on a clean exit. */
+		net_addr_format(&opts->relay_ip, ip, sizeof(ip));
+		for (char *c = ip; *c; c++)
+			if (*c == '.' || *c == ':')
+				*c = '_';
+		snprintf(table_default, sizeof(table_default), CT_DEFAULT_TABLE "_%s", ip);
+		table = table_default;
 	}
 	if (!nft_table_name_valid(table)) {
 		snprintf(why, whylen, "invalid nftables table name \"%s\"", table);

@@ -6,8 +6,8 @@
  *   TLS client context (relay.crt)       common/tls
  *   runtime dir, pid file, detaching     common/daemon
  *   signals (PROTOCOL.md D17)            here
- * Dispatcher links, sessions, the port pool and the forwarding backends
- * arrive with the control-plane and data-plane work. */
+ *   ports, forwarding backend, streams   relayd/dataplane
+ * Dispatcher links and sessions arrive with the control-plane work. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "dataplane.h"
 #include "log.h"
 #include "net.h"
 #include "tls.h"
@@ -38,6 +39,7 @@ struct relay {
 	struct daemon_options opts;
 	struct mp_config config;
 	SSL_CTX *tls;
+	struct dataplane dataplane;
 	struct event_base *base;
 	struct event *signal_events[SIGNAL_COUNT];
 	enum relay_state state;
@@ -89,18 +91,25 @@ static int relay_load_tls(struct relay *relay)
 
 static void relay_log_started(const struct relay *relay)
 {
-	char relay_ip[INET6_ADDRSTRLEN] = "the default route's address";
+	char relay_ip[INET6_ADDRSTRLEN];
 
-	if (relay->config.relay.relay_ip.family != AF_UNSPEC)
-		net_addr_format(&relay->config.relay.relay_ip, relay_ip, sizeof(relay_ip));
-	log_info("media-relay %s started: relay_ip %s, %zu dispatcher(s), forwarding %s; "
-		 "dispatcher links and forwarding are not implemented yet", MP_VERSION, relay_ip,
-		 relay->config.relay.dispatchers.count,
-		 config_forwarding_name(relay->config.relay.forwarding));
+	net_addr_format(&relay->dataplane.relay_ip, relay_ip, sizeof(relay_ip));
+	log_info("media-relay %s started: relay_ip %s, ports %u-%u, forwarding through %s, "
+		 "%zu dispatcher(s); dispatcher links are not implemented yet", MP_VERSION,
+		 relay_ip, relay->config.relay.port_range.start,
+		 relay->config.relay.port_range.end - 1, relay->dataplane.backend->name,
+		 relay->config.relay.dispatchers.count);
 }
 
-static void relay_free(struct relay *relay)
+/* INT/TERM and HUP end in a clean exit; USR2 leaves media flowing (D6). */
+static enum forward_close_mode relay_close_mode(const struct relay *relay)
 {
+	return relay->state == RELAY_RESTARTING ? FORWARD_CLOSE_KEEP : FORWARD_CLOSE_CLEAN;
+}
+
+static void relay_free(struct relay *relay, enum forward_close_mode mode)
+{
+	dataplane_close(&relay->dataplane, mode);
 	daemon_unwatch_signals(relay->signal_events, SIGNAL_COUNT);
 	if (relay->base)
 		event_base_free(relay->base);
@@ -138,17 +147,21 @@ int main(int argc, char **argv)
 		goto fail;
 	if (daemon_claim_pidfile(&relay.opts))
 		goto fail;
+	if (dataplane_open(&relay.dataplane, relay.base, &relay.config.relay))
+		goto fail;
 	daemon_ready();
 
 	relay_log_started(&relay);
 	event_base_dispatch(relay.base);
 	log_info("media-relay stopped");
 	daemon_stop(&relay.opts);
-	relay_free(&relay);
+	relay_free(&relay, relay_close_mode(&relay));
 	return 0;
 
 fail:
+	/* Whatever a previous relay left forwarding (D6) stays: a relay that
+	 * cannot start must not cut the media of calls it did not end. */
 	daemon_stop(&relay.opts);
-	relay_free(&relay);
+	relay_free(&relay, FORWARD_CLOSE_KEEP);
 	return 1;
 }

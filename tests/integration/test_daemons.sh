@@ -13,6 +13,7 @@ write_config() {    # write_config FILE [extra lines...]
 		echo "[Relay]"
 		echo "dispatchers = 127.0.0.1:25060"
 		echo "relay_ip = 127.0.0.1"
+		echo "forwarding = userspace"
 		echo "[Dispatcher]"
 		echo "listen = 127.0.0.1:25060"
 		echo "[TLS]"
@@ -50,18 +51,18 @@ expect_config_error "missing config file names the file" \
 	"$TMP/absent.ini" "$TMP/absent.ini"
 
 write_config "$TMP/syntax.ini" "[Relay" "port_range = 50000:60000"
-expect_config_error "syntax error names file:line" "syntax.ini:8" "$TMP/syntax.ini"
+expect_config_error "syntax error names file:line" "syntax.ini:9" "$TMP/syntax.ini"
 
 write_config "$TMP/range.ini" "[Relay]" "port_range = 50001:60000"
 expect_config_error "odd port range names file:line and option" \
-	"range.ini:9.*port_range" "$TMP/range.ini"
+	"range.ini:10.*port_range" "$TMP/range.ini"
 
 write_config "$TMP/range2.ini" "[Relay]" "port_range = 60000:50000"
-expect_config_error "reversed port range names file:line" "range2.ini:9.*port_range" "$TMP/range2.ini"
+expect_config_error "reversed port range names file:line" "range2.ini:10.*port_range" "$TMP/range2.ini"
 
 write_config "$TMP/bool.ini" "[Dispatcher]" "management_use_tls = perhaps"
 expect_config_error "bad boolean names file:line and option" \
-	"bool.ini:9.*management_use_tls" "$TMP/bool.ini"
+	"bool.ini:10.*management_use_tls" "$TMP/bool.ini"
 
 write_config "$TMP/nocerts.ini"
 sed -i "s|certs_path = .*|certs_path = $TMP/no-such-dir|" "$TMP/nocerts.ini"
@@ -81,8 +82,8 @@ for daemon in media-dispatcher media-relay; do
 	else
 		not_ok "$daemon starts in the foreground (log: $(cat "$log"))"
 	fi
-	check "$daemon warns about [ThorNetwork] at unknown.ini:8" grep -qE 'WARNING.*unknown.ini:8' "$log"
-	check "$daemon warns about frobnicate at unknown.ini:11" grep -qE 'WARNING.*unknown.ini:11.*frobnicate' "$log"
+	check "$daemon warns about [ThorNetwork] at unknown.ini:9" grep -qE 'WARNING.*unknown.ini:9' "$log"
+	check "$daemon warns about frobnicate at unknown.ini:12" grep -qE 'WARNING.*unknown.ini:12.*frobnicate' "$log"
 	kill -TERM "$pid"
 	wait_for 5 process_gone "$pid"
 	wait "$pid"; rc=$?
@@ -93,9 +94,9 @@ done
 # --config-dir DIR reads DIR/config.ini.
 mkdir -p "$TMP/confdir"
 write_config "$TMP/confdir/config.ini" "[Relay]" "port_range = 7:9"
-expect_config_error "--config-dir reads DIR/config.ini" "confdir/config.ini:9" "$TMP/confdir/config.ini"
+expect_config_error "--config-dir reads DIR/config.ini" "confdir/config.ini:10" "$TMP/confdir/config.ini"
 out=$("$BIN/media-relay" --no-fork --config-dir "$TMP/confdir" --runtime-dir "$TMP/run" 2>&1)
-check "media-relay --config-dir DIR uses DIR/config.ini" grep -q 'confdir/config.ini:9' <<<"$out"
+check "media-relay --config-dir DIR uses DIR/config.ini" grep -q 'confdir/config.ini:10' <<<"$out"
 
 # Detached start: the starting command returns 0 once the daemon is up.
 write_config "$TMP/good.ini"
