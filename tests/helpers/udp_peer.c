@@ -9,8 +9,9 @@
  *                 [--delay-ms D] ...
  *
  * send prints "sent=N bytes=B"; recv prints "ready", then one line:
- * packets=N bytes=B bad=M sources=IP:PORT[,IP:PORT...] (bytes are UDP
- * payload bytes; IPv6 addresses are written [addr]:port). talk is a phone
+ * packets=N bytes=B bad=M sources=IP:PORT[,IP:PORT...] span_ms=T (bytes
+ * are UDP payload bytes; IPv6 addresses are written [addr]:port; T is the
+ * time from the first to the last packet). talk is a phone
  * with symmetric RTP: it sends and receives on one socket, as latching
  * expects, and prints both lines after receiving M packets or the timeout.
  * Without --interval-us, send uses sendmmsg in batches (load tests). */
@@ -173,6 +174,7 @@ static int receive_loop(const struct options *o, int fd, long expect)
 {
 	char sources[MAX_SOURCES][NET_ADDRPORT_STRLEN];
 	long packets = 0, bytes = 0, bad = 0, deadline = now_ms() + o->timeout_ms;
+	long first_ms = 0, last_ms = 0;
 	int nsources = 0;
 	uint8_t buf[65536];
 
@@ -191,6 +193,9 @@ static int receive_loop(const struct options *o, int fd, long expect)
 		n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
 		if (n < 0)
 			continue;
+		last_ms = now_ms();
+		if (!packets)
+			first_ms = last_ms;
 		packets++;
 		bytes += n;
 		if (!payload_intact(buf, n))
@@ -206,7 +211,7 @@ static int receive_loop(const struct options *o, int fd, long expect)
 	printf("packets=%ld bytes=%ld bad=%ld sources=", packets, bytes, bad);
 	for (int i = 0; i < nsources; i++)
 		printf("%s%s", i ? "," : "", sources[i]);
-	printf("\n");
+	printf(" span_ms=%ld\n", last_ms - first_ms);
 	return 0;
 }
 
@@ -221,9 +226,9 @@ static int do_recv(const struct options *o, int fd)
  * socket buffers what arrives while sending. */
 static int do_talk(const struct options *o, int fd)
 {
-	int one = 4 << 20;
+	int size = 4 << 20;
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	/* Bound now: let the other phone bind too before media starts, as
 	 * real phones listen before they send. */
 	if (o->delay_ms)

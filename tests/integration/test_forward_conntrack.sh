@@ -92,7 +92,7 @@ recv_start() {  # recv_start NS BIND COUNT TIMEOUT_MS (COUNT 0: until the timeou
 }
 # recv_wait: waits for the receiver (in this shell: a $(...) subshell could
 # not wait for it) and leaves its report in RECV_GOT.
-recv_wait() { wait "$RECV_PID"; RECV_GOT=$(tail -n 1 "$RECV_OUT"); }
+recv_wait() { wait "$RECV_PID"; RECV_GOT=$(tail -n 1 "$RECV_OUT" | sed "s/ span_ms=.*//"); }
 
 send() {        # send NS BIND TO COUNT [udp_peer options...]
 	local ns=$1 bind=$2 to=$3 count=$4

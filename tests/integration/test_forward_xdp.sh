@@ -108,7 +108,7 @@ recv_start() {
 }
 
 # recv_wait: waits for the receiver; its result line goes to $got.
-recv_wait() { wait "$recv_pid"; got=$(tail -n1 "$recv_out"); }
+recv_wait() { wait "$recv_pid"; got=$(tail -n1 "$recv_out" | sed "s/ span_ms=.*//"); }
 
 # send NS FROM TO COUNT [udp_peer send options]
 send() {
