@@ -89,7 +89,8 @@ struct config_relay {
 	struct config_cidr_list routable_private_ranges;
 	enum config_forwarding forwarding;     /* our addition */
 	struct config_str_list interfaces;     /* our addition; empty = auto */
-	char *bpf_pin_dir; /* our addition; NULL = /sys/fs/bpf/mediaproxy/<relay_ip> */
+	char *bpf_pin_dir; /* our addition; NULL = /sys/fs/bpf/mediaproxy/<relay_ip>,
+			    * '.' and ':' written '_' (bpffs refuses dots) */
 };
 
 struct config_dispatcher {
