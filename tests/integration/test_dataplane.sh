@@ -143,6 +143,8 @@ run_backend() {   # run_backend BACKEND FAMILY
 	lab "quit clean"
 	wait_for 5 process_gone "$LAB_PID"
 	check "$name: relay_lab exits cleanly" test "$REPLY" = "ok bye"
+	check "$name: no sanitizer report" \
+		bash -c "! grep -qE 'Sanitizer|runtime error' '$TMP/lab-$b.log'"
 	case "$b" in
 	xdp)
 		check "$name: no pins left" test -z "$(ls -A "$PIN/xdp" 2>/dev/null)"
