@@ -134,16 +134,26 @@ $(BUILD)/tests/helpers/%: $(call obj,tests/helpers/%.c) $(TEST_LIBS)
 # --- fuzzing (clang + libFuzzer; own object tree) ------------------------------
 FUZZ_BUILD  := build/fuzz
 FUZZ_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
-FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMP_VERSION='"$(VERSION)"' -Icommon -Ibpf $(PKG_CFLAGS)
+FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMP_VERSION='"$(VERSION)"' \
+               -Icommon -Ibpf -Ibuild/bpf -Irelayd -Idispatcherd -Iaccounting $(PKG_CFLAGS)
 FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+FUZZ_LIB    := $(FUZZ_BUILD)/libfuzzed.a
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC) $(RELAY_SRC) $(DISPATCHER_SRC))
 FUZZ_SECONDS ?= 60
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o \
-		$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(COMMON_SRC))
+# relayd/ includes the skeleton.
+$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(RELAY_SRC)): build/bpf/relay.skel.h
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+# Each target pulls from the library only the objects its parser needs.
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
 	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
 
 fuzz-build: $(FUZZ_BIN)
