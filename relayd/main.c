@@ -2,12 +2,13 @@
  * their RTP/RTCP, under the control of one or more media-dispatchers.
  *
  * What this process owns, in start-up order:
- *   config.ini ([Relay], [TLS])          common/config
- *   TLS client context (relay.crt)       common/tls
- *   runtime dir, pid file, detaching     common/daemon
- *   signals (PROTOCOL.md D17)            here
- *   ports, forwarding backend, streams   relayd/dataplane
- * Dispatcher links and sessions arrive with the control-plane work. */
+ *   config.ini ([Relay], [TLS])           common/config
+ *   TLS client context (relay.crt)        common/tls
+ *   runtime dir, pid file, detaching      common/daemon
+ *   signals (PROTOCOL.md D17)             here
+ *   ports, forwarding backend, streams    dataplane.c
+ *   sessions: the dispatcher commands     session.c
+ *   links to every dispatcher (§2)        dispatcher_link.c */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
@@ -21,8 +22,11 @@
 #include "config.h"
 #include "daemon.h"
 #include "dataplane.h"
+#include "dispatcher_link.h"
 #include "log.h"
 #include "net.h"
+#include "passport.h"
+#include "session.h"
 #include "tls.h"
 
 enum relay_state {
@@ -32,6 +36,10 @@ enum relay_state {
 	RELAY_RESTARTING,    /* SIGUSR2: exit, leaving media forwarding */
 };
 
+/* After INT/TERM, how long the loop keeps running so that the `expired`
+ * reports reach the dispatchers before the process exits. */
+#define RELAY_FLUSH_MS 300
+
 static const int watched_signals[] = { SIGHUP, SIGINT, SIGTERM, SIGUSR2 };
 #define SIGNAL_COUNT (sizeof(watched_signals) / sizeof(watched_signals[0]))
 
@@ -39,37 +47,87 @@ struct relay {
 	struct daemon_options opts;
 	struct mp_config config;
 	SSL_CTX *tls;
+	struct passport passport;
 	struct dataplane dataplane;
+	struct session_table *sessions;
+	struct dispatcher_links *links;
 	struct event_base *base;
 	struct event *signal_events[SIGNAL_COUNT];
 	enum relay_state state;
-	unsigned session_count;
 };
+
+static unsigned int relay_session_count(const struct relay *relay)
+{
+	return relay->sessions ? session_table_count(relay->sessions) : 0;
+}
+
+/* A halting relay leaves once its last session is gone (§2.6). */
+static void relay_exit_if_done(struct relay *relay)
+{
+	if (relay->state == RELAY_HALTING && relay_session_count(relay) == 0) {
+		log_info("halting: the last session has ended; exiting");
+		event_base_loopbreak(relay->base);
+	}
+}
+
+static void relay_on_command(void *ctx, struct dispatcher_link *link, uint64_t seq,
+			     const struct lineproto_msg *msg)
+{
+	struct relay *relay = ctx;
+	char *reply = NULL;
+
+	session_table_command(relay->sessions, dispatcher_link_name(link), msg, &reply);
+	if (dispatcher_link_reply(link, seq, reply ? reply : "error"))
+		log_warn("dispatcher %s went away before the answer to command %llu",
+			 dispatcher_link_name(link), (unsigned long long)seq);
+	free(reply);
+	relay_exit_if_done(relay);
+}
+
+static void relay_on_expired(void *ctx, const char *dispatcher, const char *json)
+{
+	struct relay *relay = ctx;
+	struct dispatcher_link *link = relay->links ? dispatcher_links_find(relay->links, dispatcher)
+						    : NULL;
+
+	/* §2.8: the report goes to the dispatcher that owns the session and
+	 * is lost if that one is not connected now. */
+	if (!link || dispatcher_link_send_expired(link, json))
+		log_warn("dispatcher %s is not connected; an expired session report is lost",
+			 dispatcher);
+	relay_exit_if_done(relay);
+}
 
 static void relay_on_signal(evutil_socket_t signo, short what, void *arg)
 {
 	struct relay *relay = arg;
+	struct timeval flush = { 0, RELAY_FLUSH_MS * 1000 };
 
 	(void)what;
 	switch (signo) {
 	case SIGHUP:
 		log_info("SIGHUP: halting, accepting no new sessions; exiting after the last of %u ends",
-			 relay->session_count);
+			 relay_session_count(relay));
 		relay->state = RELAY_HALTING;
+		if (relay->sessions)
+			session_table_set_halting(relay->sessions);
+		relay_exit_if_done(relay);
 		break;
 	case SIGINT:
 	case SIGTERM:
-		log_info("SIG%s: ending all %u sessions now and exiting",
-			 sigabbrev_np(signo), relay->session_count);
+		log_info("SIG%s: ending all %u sessions now and exiting", sigabbrev_np(signo),
+			 relay_session_count(relay));
 		relay->state = RELAY_STOPPING;
+		if (relay->sessions)
+			session_table_expire_all(relay->sessions);
+		event_base_loopexit(relay->base, &flush);
 		break;
 	case SIGUSR2:
-		log_info("SIGUSR2: restarting, leaving media forwarding and session state in place");
+		log_info("SIGUSR2: restarting, leaving media forwarding in place");
 		relay->state = RELAY_RESTARTING;
+		event_base_loopbreak(relay->base);
 		break;
 	}
-	if (relay->state != RELAY_RUNNING && relay->session_count == 0)
-		event_base_loopbreak(relay->base);
 }
 
 static int relay_load_tls(struct relay *relay)
@@ -86,7 +144,41 @@ static int relay_load_tls(struct relay *relay)
 		log_error("TLS: %s", err);
 		return -1;
 	}
+	/* config.c has already checked the passport with the same parser. */
+	if (passport_parse(relay->config.relay.passport, &relay->passport, err, sizeof(err))) {
+		log_error("passport: %s", err);
+		return -1;
+	}
 	return 0;
+}
+
+static int relay_open_services(struct relay *relay)
+{
+	const struct config_relay *cfg = &relay->config.relay;
+	int err;
+
+	if (dataplane_open(&relay->dataplane, relay->base, cfg))
+		return -1;
+	struct session_table_options sopts = {
+		.streams = relay->dataplane.streams, .relay_ip = relay->dataplane.relay_ip,
+		.advertised_ip = &cfg->advertised_ip, .bps_relayed = &relay->dataplane.bps_relayed,
+		.expired = relay_on_expired, .ctx = relay,
+	};
+	err = session_table_new(&relay->sessions, &sopts);
+	if (err) {
+		log_errno(err, "cannot set up the session table");
+		return -1;
+	}
+	if (cfg->dispatchers.count == 0) {
+		log_error("no dispatchers configured ([Relay] dispatchers); this relay will serve nobody");
+		return 0;
+	}
+	struct dispatcher_links_options lopts = {
+		.base = relay->base, .config = cfg, .relay_ip = relay->dataplane.relay_ip,
+		.tls = relay->tls, .passport = &relay->passport,
+		.command = relay_on_command, .ctx = relay,
+	};
+	return dispatcher_links_open(&relay->links, &lopts) ? -1 : 0;
 }
 
 static void relay_log_started(const struct relay *relay)
@@ -95,8 +187,7 @@ static void relay_log_started(const struct relay *relay)
 
 	net_addr_format(&relay->dataplane.relay_ip, relay_ip, sizeof(relay_ip));
 	log_info("media-relay %s started: relay_ip %s, ports %u-%u, forwarding through %s, "
-		 "%zu dispatcher(s); dispatcher links are not implemented yet", MP_VERSION,
-		 relay_ip, relay->config.relay.port_range.start,
+		 "%zu dispatcher(s)", MP_VERSION, relay_ip, relay->config.relay.port_range.start,
 		 relay->config.relay.port_range.end - 1, relay->dataplane.backend->name,
 		 relay->config.relay.dispatchers.count);
 }
@@ -109,6 +200,12 @@ static enum forward_close_mode relay_close_mode(const struct relay *relay)
 
 static void relay_free(struct relay *relay, enum forward_close_mode mode)
 {
+	if (relay->links)
+		dispatcher_links_close(relay->links);
+	if (relay->dataplane.streams)
+		stream_env_keep_flows(relay->dataplane.streams, mode == FORWARD_CLOSE_KEEP);
+	if (relay->sessions)
+		session_table_free(relay->sessions);
 	dataplane_close(&relay->dataplane, mode);
 	daemon_unwatch_signals(relay->signal_events, SIGNAL_COUNT);
 	if (relay->base)
@@ -132,9 +229,6 @@ int main(int argc, char **argv)
 		goto fail;
 	if (relay_load_tls(&relay))
 		goto fail;
-	if (relay.config.relay.dispatchers.count == 0)
-		log_error("no dispatchers configured ([Relay] dispatchers); this relay will serve nobody");
-
 	if (daemon_background(&relay.opts))
 		goto fail;
 	relay.base = event_base_new();
@@ -147,7 +241,7 @@ int main(int argc, char **argv)
 		goto fail;
 	if (daemon_claim_pidfile(&relay.opts))
 		goto fail;
-	if (dataplane_open(&relay.dataplane, relay.base, &relay.config.relay))
+	if (relay_open_services(&relay))
 		goto fail;
 	daemon_ready();
 

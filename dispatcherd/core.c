@@ -1,0 +1,258 @@
+/* Relay events and call-table housekeeping (see core.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "core.h"
+#include "log.h"
+
+/* How often expired and dead calls are purged (§2.8: every 600 s) and,
+ * with least_loaded, how often relays are asked for their load. */
+#define CORE_PURGE_SECONDS 600
+#define CORE_TICK_SECONDS 5
+
+struct resync {
+	struct dispatcher_core *core;
+	char relay_ip[INET6_ADDRSTRLEN];
+};
+
+static const char *json_string_field(struct json_object *obj, const char *name)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, name, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Whether the relay's `sessions` array holds (call_id, from_tag). */
+static bool sessions_contain(struct json_object *list, const char *call_id,
+			     const char *from_tag)
+{
+	size_t n = json_object_array_length(list);
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(list, i);
+		const char *cid = json_string_field(s, "call_id");
+		const char *ftag = json_string_field(s, "from_tag");
+
+		if (cid && ftag && !strcmp(cid, call_id) && !strcmp(ftag, from_tag))
+			return true;
+	}
+	return false;
+}
+
+/* §2.7: every call we map to this relay that it no longer knows is gone. */
+static void resync_apply(struct dispatcher_core *core, const char *ip, struct json_object *list)
+{
+	struct call *call = calls_first(core->calls), *next;
+	size_t dropped = 0;
+
+	for (; call; call = next) {
+		next = calls_next(call);
+		if (strcmp(call->relay_ip, ip) || call->expire_time)
+			continue;
+		if (sessions_contain(list, call->call_id, call->from_tag))
+			continue;
+		log_warn("relay %s no longer knows call %s (from_tag %s)%s", ip, call->call_id,
+			 call->from_tag, call->dialog_id ? "; its dialog should be ended" : "");
+		calls_remove(core->calls, call);
+		dropped++;
+	}
+	log_info("relay %s resynchronised: %zu session(s) on the relay, %zu stale call(s) dropped",
+		 ip, json_object_array_length(list), dropped);
+}
+
+static void on_sessions_reply(void *ctx, int status, const char *payload, size_t len)
+{
+	struct resync *rs = ctx;
+	struct json_tokener *tok;
+	struct json_object *list;
+
+	if (status) {
+		log_warn("relay %s: no answer to the resync request: %s", rs->relay_ip,
+			 strerror(-status));
+		free(rs);
+		return;
+	}
+	tok = json_tokener_new();
+	list = tok ? json_tokener_parse_ex(tok, payload, (int)len) : NULL;
+	if (!list || !json_object_is_type(list, json_type_array))
+		log_error("relay %s: the resync answer is not a JSON array; calls left as they are",
+			  rs->relay_ip);
+	else
+		resync_apply(rs->core, rs->relay_ip, list);
+	json_object_put(list);
+	if (tok)
+		json_tokener_free(tok);
+	free(rs);
+}
+
+void core_relay_connected(void *ctx, struct relay *relay)
+{
+	struct dispatcher_core *core = ctx;
+	struct resync *rs = calloc(1, sizeof(*rs));
+	size_t back = calls_relay_back(core->calls, relay_ip(relay));
+
+	log_info("relay %s connected (%zu call(s) mapped to it)", relay_ip(relay), back);
+	if (!rs) {
+		log_error("relay %s: out of memory for the resync", relay_ip(relay));
+		return;
+	}
+	rs->core = core;
+	snprintf(rs->relay_ip, sizeof(rs->relay_ip), "%s", relay_ip(relay));
+	if (!relay_request_send(relay, "sessions", "", 0, core->config->relay_timeout,
+				on_sessions_reply, rs)) {
+		log_error("relay %s: cannot send the resync request: %s", rs->relay_ip,
+			  strerror(errno));
+		free(rs);
+	}
+}
+
+void core_relay_disconnected(void *ctx, struct relay *relay)
+{
+	struct dispatcher_core *core = ctx;
+	size_t lost = calls_relay_lost(core->calls, relay_ip(relay), time(NULL));
+
+	log_warn("relay %s disconnected; %zu call(s) wait up to %u s for it to come back",
+		 relay_ip(relay), lost, core->config->cleanup_dead_relays_after);
+}
+
+/* §2.8: every stream an unselected ICE candidate (vacuously true when the
+ * session had no answered stream, as upstream). */
+static bool all_streams_ice(struct json_object *stats)
+{
+	struct json_object *streams;
+	size_t n;
+
+	if (!json_object_object_get_ex(stats, "streams", &streams) ||
+	    !json_object_is_type(streams, json_type_array))
+		return true;
+	n = json_object_array_length(streams);
+	for (size_t i = 0; i < n; i++) {
+		const char *status = json_string_field(json_object_array_get_idx(streams, i),
+						       "status");
+
+		if (!status || strcmp(status, "unselected ICE candidate"))
+			return false;
+	}
+	return true;
+}
+
+void core_relay_expired(void *ctx, struct relay *relay, const char *json, size_t len)
+{
+	struct dispatcher_core *core = ctx;
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *stats = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+	const char *call_id, *from_tag;
+	struct json_object *start;
+	struct call *call;
+	bool ice, started;
+
+	if (!stats || !json_object_is_type(stats, json_type_object)) {
+		log_error("relay %s: expired message is not a JSON object", relay_ip(relay));
+		goto out;
+	}
+	call_id = json_string_field(stats, "call_id");
+	from_tag = json_string_field(stats, "from_tag");
+	call = call_id && from_tag ? calls_get(core->calls, call_id, from_tag) : NULL;
+	if (!call || strcmp(call->relay_ip, relay_ip(relay))) {
+		log_info("relay %s: expired session %s is not one of its calls here; ignored",
+			 relay_ip(relay), call_id ? call_id : "(no call_id)");
+		goto out;
+	}
+	ice = all_streams_ice(stats);
+	started = json_object_object_get_ex(stats, "start_time", &start) &&
+		  !json_object_is_type(start, json_type_null);
+	log_info("relay %s: call %s expired (%s)", relay_ip(relay), call_id,
+		 ice ? "all streams unselected ICE candidates" : "media timed out");
+	if (call->dialog_id && started && !ice) {
+		/* Ending the dialog through the proxy's MI is the accounting
+		 * issue's work; the call stays marked until it is purged. */
+		log_warn("call %s: dialog %s should be ended (not implemented yet)", call_id,
+			 call->dialog_id);
+		calls_set_expired(call, time(NULL));
+	} else {
+		calls_remove(core->calls, call);
+	}
+out:
+	json_object_put(stats);
+	if (tok)
+		json_tokener_free(tok);
+}
+
+void core_session_ended(void *ctx, const char *relay_ip, const char *dialog_id,
+			const char *json)
+{
+	(void)ctx;
+	(void)dialog_id;
+	/* Accounting comes with its own issue; until then the final
+	 * statistics are at least visible to an operator at debug level. */
+	log_debug("relay %s: session ended: %s", relay_ip, json);
+}
+
+static void on_summary_reply(void *ctx, int status, const char *payload, size_t len)
+{
+	struct resync *rs = ctx;
+
+	if (!status)
+		selection_note_summary_json(rs->core->selection, rs->relay_ip, payload, len);
+	free(rs);
+}
+
+static void poll_load(struct dispatcher_core *core)
+{
+	for (struct relay *r = relay_links_first(core->links); r; r = relay_links_next(r)) {
+		struct resync *rs = calloc(1, sizeof(*rs));
+
+		if (!rs)
+			return;
+		rs->core = core;
+		snprintf(rs->relay_ip, sizeof(rs->relay_ip), "%s", relay_ip(r));
+		if (!relay_request_send(r, "summary", "", 0, core->config->relay_timeout,
+					on_summary_reply, rs))
+			free(rs);
+	}
+}
+
+static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatcher_core *core = arg;
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	if (now - core->last_purge >= CORE_PURGE_SECONDS) {
+		size_t n = calls_purge(core->calls, now, core->config->cleanup_expired_sessions_after,
+				       core->config->cleanup_dead_relays_after);
+
+		if (n)
+			log_info("purged %zu expired or orphaned call(s)", n);
+		core->last_purge = now;
+	}
+	if (core->links && core->config->selection == CONFIG_SELECT_LEAST_LOADED)
+		poll_load(core);
+}
+
+int core_start(struct dispatcher_core *core)
+{
+	struct timeval tick = { CORE_TICK_SECONDS, 0 };
+
+	core->last_purge = time(NULL);
+	core->housekeeping = event_new(core->base, -1, EV_PERSIST, on_housekeeping, core);
+	if (!core->housekeeping || event_add(core->housekeeping, &tick)) {
+		log_error("cannot start the housekeeping timer");
+		return -1;
+	}
+	return 0;
+}
+
+void core_stop(struct dispatcher_core *core)
+{
+	if (core->housekeeping)
+		event_free(core->housekeeping);
+	core->housekeeping = NULL;
+}
