@@ -62,10 +62,16 @@ cat <<INFO
 make run: media-dispatcher and media-relay are running in the foreground.
   config        $RUN/config.ini
   certificates  $RUN/tls/
-  proxy socket  $RUN/dispatcher.sock   (mediaproxy_socket for OpenSIPS/Kamailio)
+  proxy socket  $RUN/dispatcher.sock
+  management    127.0.0.1:25061 (TLS; client certificate $RUN/tls/client.crt)
   pid files     $RUN/dispatcher.pid $RUN/relay.pid
   logs          $RUN/dispatcher.log $RUN/relay.log
   accounting    $RUN/accounting.jsonl
+Point the proxy's mediaproxy module at the socket:
+  Kamailio: modparam("mediaproxy", "mediaproxy_socket", "$RUN/dispatcher.sock")
+  OpenSIPS: modparam("mediaproxy", "mediaproxy_socket", "$RUN/dispatcher.sock")
+Ask the dispatcher what it holds:
+  tests/tools/mpctl.py mgmt --cert $RUN/tls/client.crt --key $RUN/tls/client.key --ca $RUN/tls/ca.pem summary
 Press Ctrl-C to stop both.
 INFO
 
