@@ -8,9 +8,11 @@
  *   signals (PROTOCOL.md D17)             here
  *   ports, forwarding backend, streams    dataplane.c
  *   sessions: the dispatcher commands     session.c
+ *   the session table on disk (D6)        session_store.c
  *   links to every dispatcher (§2)        dispatcher_link.c */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include "net.h"
 #include "passport.h"
 #include "session.h"
+#include "session_store.h"
 #include "tls.h"
 
 enum relay_state {
@@ -50,6 +53,7 @@ struct relay {
 	struct passport passport;
 	struct dataplane dataplane;
 	struct session_table *sessions;
+	struct session_store *store;
 	struct dispatcher_links *links;
 	struct event_base *base;
 	struct event *signal_events[SIGNAL_COUNT];
@@ -64,9 +68,13 @@ static unsigned int relay_session_count(const struct relay *relay)
 /* A halting relay leaves once its last session is gone (§2.6). */
 static void relay_exit_if_done(struct relay *relay)
 {
+	struct timeval flush = { 0, RELAY_FLUSH_MS * 1000 };
+
+	/* Not at once: the answer to the last remove (or the last expired
+	 * report) is still on its way to the dispatcher. */
 	if (relay->state == RELAY_HALTING && relay_session_count(relay) == 0) {
 		log_info("halting: the last session has ended; exiting");
-		event_base_loopbreak(relay->base);
+		event_base_loopexit(relay->base, &flush);
 	}
 }
 
@@ -152,23 +160,51 @@ static int relay_load_tls(struct relay *relay)
 	return 0;
 }
 
-static int relay_open_services(struct relay *relay)
+/* D6: the store is made first (the table reports its changes to it), and
+ * loaded after the data plane has adopted what a previous relay left and
+ * before any dispatcher can ask for `sessions`. */
+static int relay_open_sessions(struct relay *relay)
 {
 	const struct config_relay *cfg = &relay->config.relay;
+	char path[PATH_MAX];
 	int err;
 
-	if (dataplane_open(&relay->dataplane, relay->base, cfg))
+	err = session_store_path(relay->opts.runtime_dir, &relay->dataplane.relay_ip, path,
+				 sizeof(path));
+	if (!err) {
+		struct session_store_options stopts = {
+			.base = relay->base, .path = path, .stream_timeout = cfg->stream_timeout,
+		};
+		err = session_store_new(&relay->store, &stopts);
+	}
+	if (err) {
+		log_errno(err, "cannot set up the session table file under %s",
+			  relay->opts.runtime_dir);
 		return -1;
+	}
 	struct session_table_options sopts = {
 		.streams = relay->dataplane.streams, .relay_ip = relay->dataplane.relay_ip,
 		.advertised_ip = &cfg->advertised_ip, .bps_relayed = &relay->dataplane.bps_relayed,
 		.expired = relay_on_expired, .ctx = relay,
+		.changed = session_store_changed, .changed_ctx = relay->store,
 	};
 	err = session_table_new(&relay->sessions, &sopts);
 	if (err) {
 		log_errno(err, "cannot set up the session table");
 		return -1;
 	}
+	return session_store_load(relay->store, relay->sessions, relay->dataplane.backend,
+				  relay->dataplane.fw) ? -1 : 0;
+}
+
+static int relay_open_services(struct relay *relay)
+{
+	const struct config_relay *cfg = &relay->config.relay;
+
+	if (dataplane_open(&relay->dataplane, relay->base, cfg))
+		return -1;
+	if (relay_open_sessions(relay))
+		return -1;
 	if (cfg->dispatchers.count == 0) {
 		log_error("no dispatchers configured ([Relay] dispatchers); this relay will serve nobody");
 		return 0;
@@ -202,6 +238,11 @@ static void relay_free(struct relay *relay, enum forward_close_mode mode)
 {
 	if (relay->links)
 		dispatcher_links_close(relay->links);
+	/* Kept media needs its sessions on disk, as they are now; after a
+	 * clean exit there is nothing to carry over. */
+	if (mode == FORWARD_CLOSE_KEEP)
+		session_store_flush(relay->store);
+	session_store_free(relay->store, mode == FORWARD_CLOSE_CLEAN);
 	if (relay->dataplane.streams)
 		stream_env_keep_flows(relay->dataplane.streams, mode == FORWARD_CLOSE_KEEP);
 	if (relay->sessions)

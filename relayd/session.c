@@ -84,6 +84,12 @@ static void maybe_grow(struct session_table *t)
 	}
 }
 
+void session_changed(struct session_table *t)
+{
+	if (t->opts.changed)
+		t->opts.changed(t->opts.changed_ctx);
+}
+
 int session_insert(struct session_table *t, struct session *se)
 {
 	struct session **slot;
@@ -178,6 +184,7 @@ static void session_expire(struct session *se)
 		t->opts.expired(t->opts.ctx, se->dispatcher, json);
 	free(json);
 	session_free(se);
+	session_changed(t);
 }
 
 void session_stream_expired(struct session *se)
@@ -272,6 +279,7 @@ static char *session_remove(struct session_table *t, const struct lineproto_msg 
 	log_info("session %s: removed", se->call_id);
 	json = session_json_string(session_json_statistics(se));
 	session_free(se);
+	session_changed(t);
 	return json;
 }
 

@@ -26,6 +26,11 @@ typedef double (*session_clock_fn)(void *ctx);
  * is already gone from the table. */
 typedef void (*session_expired_fn)(void *ctx, const char *dispatcher, const char *json);
 
+/* The table changed in a way a restarted relay must know (D6): a session
+ * created, updated, removed or expired, a stream ended, a party latched.
+ * Called often and from the packet path: it should only take note. */
+typedef void (*session_changed_fn)(void *ctx);
+
 /* Pointers must outlive the table. */
 struct session_table_options {
 	struct stream_env *streams;
@@ -36,6 +41,8 @@ struct session_table_options {
 	void *ctx;
 	session_clock_fn clock;               /* NULL: CLOCK_REALTIME */
 	void *clock_ctx;
+	session_changed_fn changed;           /* may be NULL */
+	void *changed_ctx;
 };
 
 /* 0, -EINVAL (no stream env, unset relay_ip) or -ENOMEM. */

@@ -1,7 +1,8 @@
 /* The insides of the session table, shared by session.c (the table and
  * the commands), session_offer.c (update: offer/answer), session_stream.c
- * (one media stream of a session) and session_json.c (statistics).
- * Nothing outside those files includes this. */
+ * (one media stream of a session), session_json.c (statistics) and
+ * session_store*.c (the table on disk, D6). Nothing outside those files
+ * includes this. */
 #ifndef MP_SESSION_INTERNAL_H
 #define MP_SESSION_INTERNAL_H
 
@@ -99,6 +100,8 @@ double session_now(const struct session_table *t);
 struct session *session_find(struct session_table *t, struct lineproto_str call_id,
 			     struct lineproto_str tag);
 int session_insert(struct session_table *t, struct session *se);
+/* Tells the table's `changed` callback, if any. */
+void session_changed(struct session_table *t);
 void session_free(struct session *se);
 /* A stream of se ended on its own: when none of the last two offers has
  * a live stream left, the session expires (2.8) and is freed. */
@@ -117,6 +120,9 @@ struct session_stream *session_stream_new(struct session *se, const struct media
 /* Makes s part of se and applies the party's SDP; a port of 0 ends it. */
 void session_stream_attach(struct session_stream *s, enum stream_side party,
 			   const struct media_spec_stream *m);
+/* A stream of se around a data plane stream a restarted relay re-created
+ * (D6); alive when dp is not NULL. Not yet part of se. NULL: no memory. */
+struct session_stream *session_stream_restored(struct session *se, struct stream *dp);
 /* Frees a stream that session_stream_attach() never took. */
 void session_stream_discard(struct session_stream *s);
 /* A party's new SDP for a stream it already has (an answer, or an offer
@@ -131,6 +137,8 @@ void session_stream_free(struct session_stream *s);
 /* The relay's RTP port facing `side`; 0 unless alive. */
 uint16_t session_stream_port(const struct session_stream *s, enum stream_side side);
 const char *session_stream_status(const struct session_stream *s);
+/* "closed", "rejected", ... (4.5); NULL past the last. */
+const char *session_end_name(enum session_end end);
 void session_stream_stats(struct session_stream *s, struct stream_stats *out);
 
 /* session_json.c */

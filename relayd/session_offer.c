@@ -443,5 +443,6 @@ char *session_update(struct session_table *t, const char *dispatcher,
 		session_insert(t, se);
 		log_info("session %s: created for dispatcher %s", se->call_id, se->dispatcher);
 	}
+	session_changed(t);
 	return local_media(t, se, downstream, rq.cseq, caller_cseq);
 }

@@ -19,6 +19,13 @@ static const char *const end_names[] = {
 	[SESSION_END_ICE] = "unselected ICE candidate",
 };
 
+const char *session_end_name(enum session_end end)
+{
+	if ((size_t)end >= sizeof(end_names) / sizeof(end_names[0]))
+		return NULL;
+	return end_names[end];
+}
+
 const char *session_stream_status(const struct session_stream *s)
 {
 	if (s->alive)
@@ -64,7 +71,16 @@ static void on_timeout(struct stream *dp, enum stream_timeout why, unsigned int 
 		 s->media_type, end_names[end], wait);
 	session_stream_end(s, end);
 	s->timeout_wait = wait;
+	session_changed(s->session->table);
 	session_stream_expired(s->session);
+}
+
+static void on_dp_change(struct stream *dp, void *ctx)
+{
+	struct session_stream *s = ctx;
+
+	(void)dp;
+	session_changed(s->session->table);
 }
 
 struct session_stream *session_stream_new(struct session *se, const struct media_spec_stream *m,
@@ -86,8 +102,26 @@ struct session_stream *session_stream_new(struct session *se, const struct media
 			return NULL;
 		}
 		stream_set_timeout_cb(s->dp, on_timeout, s);
+		stream_set_change_cb(s->dp, on_dp_change, s);
 	}
 	s->alive = true;
+	return s;
+}
+
+struct session_stream *session_stream_restored(struct session *se, struct stream *dp)
+{
+	struct session_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->session = se;
+	stats_unknown(&s->final);
+	s->dp = dp;
+	s->alive = dp != NULL;
+	if (dp) {
+		stream_set_timeout_cb(dp, on_timeout, s);
+		stream_set_change_cb(dp, on_dp_change, s);
+	}
 	return s;
 }
 

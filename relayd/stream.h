@@ -104,6 +104,46 @@ int stream_restore_leg(struct stream *s, enum stream_leg leg,
 void stream_restore_counters(struct stream *s, enum stream_side side, uint64_t bytes,
 			     uint64_t packets, const char *codec);
 
+/* What a restarted relay needs to carry a stream on (D6), as stream_save()
+ * takes it and stream_restore() puts it back. The counters are split so
+ * that nothing is counted twice: bytes/packets are everything except the
+ * rules the backend holds now (user space, removed rules, earlier relays);
+ * kernel[] are those rules' counts when last read. */
+struct stream_saved_side {
+	uint16_t rtp_port;                  /* the relay's, facing this side */
+	struct net_addr sdp;                /* AF_UNSPEC: none yet */
+	uint16_t sdp_port;
+	bool on_hold;
+	char codec[RTP_CODEC_MAX];
+	uint64_t bytes, packets;
+	struct forward_endpoint latched[2]; /* [leg]; port 0 = not latched */
+	struct forward_counters kernel[2];  /* [leg]; last_seen_ns unused */
+};
+
+struct stream_saved {
+	struct stream_saved_side side[2];   /* [STREAM_CALLER], [STREAM_CALLEE] */
+	bool installed[2];                  /* [leg]: handed to the backend */
+	uint64_t dropped_packets;
+	uint64_t created_ns, first_media_ns; /* the env's clock; first_media 0 = none */
+};
+
+/* A snapshot, without reading the backend (its counters as last read). */
+void stream_save(const struct stream *s, struct stream_saved *out);
+/* Puts a snapshot back on a stream made by stream_new_on_ports() on the
+ * saved ports: SDP addresses, hold, latches, counters, codecs, times.
+ * adopted[leg]: the backend still holds that leg's pair, so its counters
+ * go on from the kernel's running totals and the saved kernel[] counts
+ * are dropped; otherwise they join the base and the leg is installed
+ * anew. Restored latches count as active now (no idle timeout at once).
+ * 0 or -EINVAL (a latched address that is not IPv4/IPv6). */
+int stream_restore(struct stream *s, const struct stream_saved *in, const bool adopted[2]);
+
+/* Told when the stream changes on its own, without the control plane: a
+ * party latched, or an idle RTCP leg forgot its latches. Must not free
+ * the stream (it runs on the packet path). */
+typedef void (*stream_change_fn)(struct stream *s, void *ctx);
+void stream_set_change_cb(struct stream *s, stream_change_fn cb, void *ctx);
+
 struct stream_side_stats {
 	uint64_t bytes;   /* D4: UDP payload from the latched address, RTP + RTCP */
 	uint64_t packets;

@@ -1,6 +1,7 @@
 /* The stream's insides, shared by stream.c (lifecycle, SDP, statistics),
- * stream_io.c (receiving, latching, forwarding) and stream_timeout.c.
- * Nothing outside those three files includes this. */
+ * stream_io.c (receiving, latching, forwarding), stream_timeout.c and
+ * stream_save.c (snapshots for a restart, D6). Nothing outside those
+ * files includes this. */
 #ifndef MP_STREAM_INTERNAL_H
 #define MP_STREAM_INTERNAL_H
 
@@ -80,6 +81,8 @@ struct stream {
 	unsigned int verdict_wait;
 	stream_timeout_fn timeout_cb;
 	void *timeout_ctx;
+	stream_change_fn change_cb;
+	void *change_ctx;
 };
 
 /* stream_io.c */
@@ -94,5 +97,6 @@ void stream_install_leg(struct stream *s, enum stream_leg leg);
 void stream_uninstall_leg(struct stream *s, enum stream_leg leg);
 void stream_refresh_leg(struct stream *s, enum stream_leg leg);
 uint64_t stream_leg_last_activity(const struct stream *s, enum stream_leg leg);
+void stream_changed(struct stream *s);
 
 #endif

@@ -118,6 +118,7 @@ static void latch(struct stream *s, struct stream_party *p, const struct net_add
 	log_latch(s, p);
 	stream_io_flush_stun(s, p);
 	stream_install_leg(s, p->leg);
+	stream_changed(s);
 }
 
 /* Upstream's rule: the latched source is accepted, an obsolete one (its

@@ -33,6 +33,7 @@ static void check_rtcp(struct stream *s, uint64_t now, uint64_t limit)
 		l->party[side].in_use = false;
 		l->party[side].remote_known = false;
 	}
+	stream_changed(s);
 }
 
 static enum stream_timeout verdict(struct stream *s, uint64_t now, unsigned int st,
