@@ -59,7 +59,7 @@ BPFTEST_BIN   := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFTEST_SRC))
 HELPER_BIN    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(TESTHELP_SRC))
 BIN           := $(BUILD)/bin/media-relay $(BUILD)/bin/media-dispatcher
 
-.PHONY: all deps run test test-san fuzz clean install unit-tests
+.PHONY: all deps run demo test test-san fuzz clean install unit-tests
 .DEFAULT_GOAL := all
 # Keep object files of test programs: they are not throw-away intermediates.
 .SECONDARY:
@@ -134,7 +134,7 @@ $(BUILD)/tests/helpers/%: $(call obj,tests/helpers/%.c) $(TEST_LIBS)
 # --- fuzzing (clang + libFuzzer; own object tree) ------------------------------
 FUZZ_BUILD  := build/fuzz
 FUZZ_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
-FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DMP_VERSION='"$(VERSION)"' \
+FUZZ_CFLAGS := -std=c11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DMP_VERSION='"$(VERSION)"' \
                -Icommon -Ibpf -Ibuild/bpf -Irelayd -Idispatcherd -Iaccounting $(PKG_CFLAGS)
 FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 FUZZ_LIB    := $(FUZZ_BUILD)/libfuzzed.a
@@ -165,6 +165,10 @@ fuzz: fuzz-build
 run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -16,6 +16,7 @@
 #include "lineproto.h"
 #include "linkio.h"
 #include "log.h"
+#include "relay_reply.h"
 
 /* --- requests ---------------------------------------------------------- */
 
@@ -160,16 +161,10 @@ static void bad_line(struct relay *r, const char *why, const char *p, size_t len
 	}
 }
 
-static void handle_reply(struct relay *r, struct lineproto_str seqtext,
-			 struct lineproto_str payload)
+static void handle_reply(struct relay *r, uint64_t seq, struct lineproto_str payload)
 {
 	struct relay_request *req;
-	uint64_t seq;
 
-	if (lineproto_str_to_u64(seqtext, &seq) < 0) {
-		bad_line(r, "malformed line", seqtext.ptr, seqtext.len + 1 + payload.len);
-		return;
-	}
 	TAILQ_FOREACH(req, &r->requests, entry)
 		if (req->seq == seq)
 			break;
@@ -203,38 +198,28 @@ static void handle_ping(struct relay *r)
  * replaced by a NUL so that payloads reach the core as C strings). */
 static void handle_line(struct relay *r, char *data, size_t n)
 {
-	struct lineproto_str line, word, rest;
-	size_t used;
-	int rc;
+	struct relay_reply rep;
 
-	rc = lineproto_read_line(data, n, LINEPROTO_RELAY_MAX_LINE, &line, &used);
-	if (rc != LINEPROTO_OK) {
-		bad_line(r, lineproto_strerror(rc), data, n);
+	if (relay_reply_parse(data, n, LINEPROTO_RELAY_MAX_LINE, &rep)) {
+		bad_line(r, rep.error, rep.line.ptr, rep.line.len);
 		return;
 	}
-	if (!line.len)
-		return;
-	data[line.len] = '\0';
-	if (lineproto_str_eq(line, "ping")) {
+	data[rep.line.len] = '\0';
+	switch (rep.kind) {
+	case RELAY_REPLY_EMPTY:
+		break;
+	case RELAY_REPLY_PING:
 		handle_ping(r);
-		return;
-	}
-	lineproto_split_word(line, &word, &rest);
-	if (lineproto_str_eq(word, "expired")) {
-		if (!rest.len) {
-			bad_line(r, "expired without a body", line.ptr, line.len);
-			return;
-		}
+		break;
+	case RELAY_REPLY_EXPIRED:
 		if (r->links->events.expired)
-			r->links->events.expired(r->links->events.ctx, r, rest.ptr, rest.len);
-		return;
+			r->links->events.expired(r->links->events.ctx, r, rep.body.ptr,
+						 rep.body.len);
+		break;
+	case RELAY_REPLY_ANSWER:
+		handle_reply(r, rep.seq, rep.body);
+		break;
 	}
-	if (word.len == line.len) {
-		/* "<seq>" alone, "pong" (we never ping) or other noise */
-		bad_line(r, "malformed line", line.ptr, line.len);
-		return;
-	}
-	handle_reply(r, word, rest);
 }
 
 void relay_link_read_cb(struct bufferevent *bev, void *arg)

@@ -144,10 +144,11 @@ if want fuzz; then
 		for target in "${targets[@]}"; do
 			name=$(basename "$target")
 			corpus="$LOGDIR/corpus-$name"
-			mkdir -p "$corpus"
+			mkdir -p "$corpus" build/fuzz/artifacts
 			cp -r "tests/fuzz/corpus/${name#fuzz_}/." "$corpus/" 2>/dev/null || true
 			log="$LOGDIR/$name.log"
 			"$target" -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 \
+				-artifact_prefix="build/fuzz/artifacts/$name-" \
 				"$corpus" >"$log" 2>&1 </dev/null
 			status=$?
 			if [ $status -eq 0 ]; then
