@@ -86,7 +86,11 @@ int dataplane_open(struct dataplane *dp, struct event_base *base,
 {
 	const struct config_port_range *range = &config->port_range;
 	struct forward_options fopts = { 0 };
-	struct timeval tick = { DATAPLANE_TICK_SECONDS, 0 };
+	/* A sampling period shorter than the tick would be stretched to it. */
+	unsigned int period = config->traffic_sampling_period;
+	struct timeval tick = {
+		period && period < DATAPLANE_TICK_SECONDS ? period : DATAPLANE_TICK_SECONDS, 0
+	};
 	int err;
 
 	memset(dp, 0, sizeof(*dp));
