@@ -72,7 +72,9 @@ void relay_link_drop(struct relay *r)
 	event_del(r->timer);
 	r->refs++;
 	relay_link_fail_requests(r);
-	if (r->authenticated && ev.disconnected)
+	/* Our own shutdown is not the relay going away: its calls are saved
+	 * as they are, not marked as waiting for a lost relay. */
+	if (r->authenticated && ev.disconnected && !links->closing)
 		ev.disconnected(ev.ctx, r);
 	relay_link_release(r);
 }

@@ -35,7 +35,8 @@ struct relay_links_events {
 	 * `sessions` to resync, §2.7). */
 	void (*connected)(void *ctx, struct relay *relay);
 	/* A relay's connection is gone (pending requests have already failed
-	 * with -ECONNRESET). */
+	 * with -ECONNRESET). Not called for relay_links_close(): our own
+	 * shutdown is not a relay going away. */
 	void (*disconnected)(void *ctx, struct relay *relay);
 	/* `expired <json>` arrived (§2.8); json is NUL-terminated, valid only
 	 * during the call. */
