@@ -37,7 +37,11 @@
 #include "passport.h"
 #include "tls.h"
 
+#include "test_shell.h"
+
 #define MAKE_CERTS "tls/make-certs.sh"
+/* Commands run quietly; their output is shown only when they fail. */
+#define sh(...) test_shell_run(tmpdir, __VA_ARGS__)
 
 static char tmpdir[] = "/tmp/mp-test-link.XXXXXX";
 static char dir_a[256];	/* CA "a": what both daemons trust */
@@ -50,38 +54,9 @@ static struct event *tick;
 
 /* --- shell, temp dir --------------------------------------------------- */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int n, rc;
-
-	va_start(ap, fmt);
-	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n + 300 >= sizeof(cmd))
-		return -1;
-	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " >%s/sh.log 2>&1", tmpdir);
-	rc = system(cmd);
-	if (rc != 0) {
-		fprintf(stderr, "# command failed (%d): %s\n", rc, cmd);
-		snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %s/sh.log >&2", tmpdir);
-		if (system(cmd)) {}
-	}
-	return rc;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(path);
-}
-
 static void remove_tmpdir(void)
 {
-	if (strcmp(tmpdir + strlen(tmpdir) - 6, "XXXXXX"))
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_shell_rm_tree(tmpdir);
 }
 
 /* --- log capture --------------------------------------------------------- */

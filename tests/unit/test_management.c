@@ -36,6 +36,8 @@
 #include "relay_link.h"
 #include "tls.h"
 
+#include "test_shell.h"
+
 #define MAKE_CERTS "tls/make-certs.sh"
 #define WAIT_MS 5000 /* longest any step may take */
 
@@ -220,17 +222,10 @@ static char certs[256];
 static char logpath[300];
 static int saved_stderr = -1;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(path);
-}
-
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (strcmp(tmpdir + strlen(tmpdir) - 6, "XXXXXX"))
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_shell_rm_tree(tmpdir);
 	return 0;
 }
 

@@ -24,46 +24,20 @@
 #include "passport.h"
 #include "tls.h"
 
+#include "test_shell.h"
+
 #define MAKE_CERTS "tls/make-certs.sh"
+/* Commands run quietly; their output is shown only when they fail. */
+#define sh(...) test_shell_run(tmpdir, __VA_ARGS__)
 
 static char tmpdir[] = "/tmp/mp-test-tls.XXXXXX";
 static char dir_a[256];	/* CA "a": the one both daemons trust */
 static char dir_b[256];	/* CA "b": another CA, no crl.pem */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[2 * PATH_MAX + 256], log[PATH_MAX + 16];
-	va_list ap;
-	int n, rc;
-
-	snprintf(log, sizeof(log), "%s/log", tmpdir);
-	va_start(ap, fmt);
-	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n + strlen(log) + 16 >= sizeof(cmd))
-		return -1;
-	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " >%s 2>&1", log);
-	rc = system(cmd);
-	if (rc != 0) {
-		fprintf(stderr, "# command failed (%d): %s\n", rc, cmd);
-		snprintf(cmd, sizeof(cmd), "sed 's/^/# /' %s >&2", log);
-		if (system(cmd)) {}
-	}
-	return rc;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(path);
-}
-
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (tmpdir[0] && strcmp(tmpdir + strlen(tmpdir) - 6, "XXXXXX"))
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_shell_rm_tree(tmpdir);
 	return 0;
 }
 
