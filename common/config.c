@@ -665,6 +665,11 @@ const char *config_forwarding_name(enum config_forwarding fwd)
 	return enum_name(forwarding_names, fwd);
 }
 
+int config_forwarding_from_name(const char *name)
+{
+	return config_enum_lookup(forwarding_names, name);
+}
+
 const char *config_selection_name(enum config_selection sel)
 {
 	return enum_name(selection_names, sel);

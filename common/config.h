@@ -190,6 +190,9 @@ int config_runtime_path(const char *runtime_dir, const char *path, char *out,
 
 /* Names for logging the choices back. */
 const char *config_forwarding_name(enum config_forwarding fwd);
+/* The reverse, as config.ini spells it (auto, xdp, conntrack, userspace);
+ * -1 for an unknown name. */
+int config_forwarding_from_name(const char *name);
 const char *config_selection_name(enum config_selection sel);
 const char *config_mgmt_format_name(enum config_mgmt_format fmt);
 const char *config_mi_protocol_name(enum config_mi_protocol proto);

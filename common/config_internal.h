@@ -101,4 +101,7 @@ int config_join_path(char *out, size_t len, const char *dir, const char *rel);
 /* config_values.c: frees every string and the array; l is left empty. */
 void config_str_list_free(struct config_str_list *l);
 
+/* The value of a case-insensitive name in a NULL-terminated table, or -1. */
+int config_enum_lookup(const struct enum_name *names, const char *value);
+
 #endif

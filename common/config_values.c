@@ -47,7 +47,7 @@ static int replace_str(struct load *st, void *field, const char *value)
 	return 0;
 }
 
-static int lookup_enum(const struct enum_name *names, const char *value)
+int config_enum_lookup(const struct enum_name *names, const char *value)
 {
 	for (; names->name; names++)
 		if (!strcasecmp(names->name, value))
@@ -126,7 +126,7 @@ static int parse_enum(struct load *st, const struct option *opt,
 	if (opt->type == T_LOGLEVEL)
 		v = log_level_from_name(value);
 	else
-		v = lookup_enum(opt->type == T_BOOL ? bool_names : opt->enums, value);
+		v = config_enum_lookup(opt->type == T_BOOL ? bool_names : opt->enums, value);
 	if (v < 0) {
 		set_why(st, "unknown value");
 		return -1;
@@ -387,7 +387,7 @@ static int parse_accounting(struct load *st, const struct option *opt,
 	if (!strcasecmp(value, "none"))
 		value = "";
 	while ((rc = next_token(&value, tok, sizeof(tok))) != 0) {
-		v = rc < 0 ? -1 : lookup_enum(opt->enums, tok);
+		v = rc < 0 ? -1 : config_enum_lookup(opt->enums, tok);
 		if (v < 0) {
 			set_why(st, "unknown backend '%s'", tok);
 			return -1;

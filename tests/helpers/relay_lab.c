@@ -267,12 +267,14 @@ int main(int argc, char **argv)
 	log_init("relay_lab", LOG_LEVEL_INFO, false);
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'b':
-			if (!strcmp(optarg, "xdp")) choice = CONFIG_FWD_XDP;
-			else if (!strcmp(optarg, "conntrack")) choice = CONFIG_FWD_CONNTRACK;
-			else if (!strcmp(optarg, "userspace")) choice = CONFIG_FWD_USERSPACE;
-			else if (strcmp(optarg, "auto")) goto usage;
+		case 'b': {
+			int fwd = config_forwarding_from_name(optarg);
+
+			if (fwd < 0)
+				goto usage;
+			choice = (enum config_forwarding)fwd;
 			break;
+		}
 		case 'r': if (net_addr_parse(optarg, &fopts.relay_ip)) goto usage; break;
 		case 'p':
 			if (sscanf(optarg, "%u:%u", &range.start, &range.end) != 2 ||
