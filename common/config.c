@@ -93,6 +93,8 @@ static const struct option options[] = {
 	DISP(accounting, T_ACCOUNTING, 0, 0, 0, accounting_names),
 	DISP(relay_request_timeout, T_DECIMAL, 0, 3600, 0, NULL),
 	DISP(accounting_file, T_CONF_PATH, 0, 0, 0, NULL),
+	DISP(accounting_spool, T_CONF_PATH, 0, 0, 0, NULL),
+	DISP(accounting_spool_size, T_UINT, 1, 1048576, 0, NULL),
 	DISP(selection, T_ENUM, 0, 0, 0, selection_names),
 	DISP(management_format, T_ENUM, 0, 0, 0, mgmt_format_names),
 
@@ -451,6 +453,7 @@ static int init_defaults_in(struct mp_config *cfg, const char *dir)
 	d->relay_request_timeout = 0.15;
 	d->selection = CONFIG_SELECT_RANDOM;
 	d->management_format = CONFIG_MGMT_LINES;
+	d->accounting_spool_size = 1024;
 
 	cfg->tls.verify_interval = 300;
 	cfg->opensips.max_connections = 10;
@@ -459,6 +462,7 @@ static int init_defaults_in(struct mp_config *cfg, const char *dir)
 	err = dup_into(&cfg->dir, dir, NULL);
 	err |= dup_into(&d->socket_path, "dispatcher.sock", NULL);
 	err |= dup_into(&d->accounting_file, "/var/log/mediaproxy/accounting.jsonl", NULL);
+	err |= dup_into(&d->accounting_spool, "/var/spool/mediaproxy/accounting", NULL);
 	err |= dup_into(&cfg->tls.certs_path, dir, "tls");
 	err |= dup_into(&cfg->database.dburi, "", NULL);
 	err |= dup_into(&cfg->database.sessions_table, "media_sessions", NULL);
@@ -488,6 +492,7 @@ void config_free(struct mp_config *cfg)
 		&cfg->file, &cfg->dir, &cfg->relay.passport, &cfg->relay.bpf_pin_dir,
 		&cfg->dispatcher.socket_path, &cfg->dispatcher.passport,
 		&cfg->dispatcher.management_passport, &cfg->dispatcher.accounting_file,
+		&cfg->dispatcher.accounting_spool,
 		&cfg->tls.certs_path, &cfg->database.dburi,
 		&cfg->database.sessions_table, &cfg->database.callid_column,
 		&cfg->database.fromtag_column, &cfg->database.totag_column,

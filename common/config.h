@@ -109,6 +109,8 @@ struct config_dispatcher {
 	int accounting_line;          /* line that set accounting, 0 = default */
 	double relay_request_timeout; /* our addition; seconds, > 0 */
 	char *accounting_file;        /* our addition; absolute */
+	char *accounting_spool;       /* our addition; absolute directory */
+	unsigned int accounting_spool_size; /* our addition; MiB the spool may use */
 	enum config_selection selection;          /* our addition */
 	enum config_mgmt_format management_format; /* our addition */
 };
