@@ -26,7 +26,7 @@ SANFLAGS :=
 endif
 
 PKGS     := libbpf libxdp openssl json-c libevent libevent_openssl inih \
-            libnetfilter_conntrack libnftables libmnl libmariadb radcli
+            libnetfilter_conntrack libnftables libmnl libmariadb radcli zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -78,6 +78,9 @@ $(BUILD)/obj/%.o: %.c
 
 # The relay includes the generated skeletons.
 $(call obj,$(RELAY_SRC) relayd/main.c $(BPFTEST_SRC)): $(BPF_SKEL)
+
+# The dispatcher and its accounting see each other's headers.
+$(call obj,$(DISPATCHER_SRC) dispatcherd/main.c): CPPFLAGS += -Idispatcherd -Iaccounting
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBRELAY): $(call obj,$(RELAY_SRC))
@@ -184,13 +187,15 @@ test-san: deps
 # --- install ------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mediaproxy/bpf \
-		$(DESTDIR)/etc/mediaproxy
+		$(DESTDIR)/etc/mediaproxy/radius
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJ) $(DESTDIR)$(PREFIX)/share/mediaproxy/bpf/
 	install -m 0644 config.ini.sample $(DESTDIR)$(PREFIX)/share/mediaproxy/
 	test -e $(DESTDIR)/etc/mediaproxy/config.ini || \
 		install -m 0644 config.ini.sample $(DESTDIR)/etc/mediaproxy/config.ini
 	install -m 0755 tls/make-certs.sh $(DESTDIR)$(PREFIX)/share/mediaproxy/
+	# [Radius] additional_dictionary's default: <config dir>/radius/dictionary
+	install -m 0644 radius/dictionary $(DESTDIR)/etc/mediaproxy/radius/dictionary
 
 clean:
 	rm -rf build

@@ -9,7 +9,7 @@ PACKAGES=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libxdp-dev
 	libssl-dev libjson-c-dev libmariadb-dev libradcli-dev libradcli4
 	libnetfilter-conntrack-dev libnftables-dev libmnl-dev libevent-dev libinih-dev
-	libcmocka-dev libclang-rt-14-dev openssl
+	libcmocka-dev libclang-rt-14-dev zlib1g-dev openssl
 	# runtime tools used by the relay and the operator
 	xdp-tools nftables conntrack iproute2 ethtool iputils-ping
 	# test equipment
