@@ -8,6 +8,7 @@
 
 #include "core.h"
 #include "log.h"
+#include "record.h"
 
 /* How often expired and dead calls are purged (§2.8: every 600 s) and,
  * with least_loaded, how often relays are asked for their load. */
@@ -121,40 +122,49 @@ void core_relay_disconnected(void *ctx, struct relay *relay)
 		 relay_ip(relay), lost, core->config->cleanup_dead_relays_after);
 }
 
-/* §2.8: every stream an unselected ICE candidate (vacuously true when the
- * session had no answered stream, as upstream). */
-static bool all_streams_ice(struct json_object *stats)
+/* The final statistics of a call, completed and spooled (§5, D16: only
+ * answered sessions are accounted). Adds its fields to stats. */
+static void account(struct dispatcher_core *core, struct json_object *stats,
+		    const char *call_id, const char *dialog_id, bool expired)
 {
-	struct json_object *streams;
-	size_t n;
-
-	if (!json_object_object_get_ex(stats, "streams", &streams) ||
-	    !json_object_is_type(streams, json_type_array))
-		return true;
-	n = json_object_array_length(streams);
-	for (size_t i = 0; i < n; i++) {
-		const char *status = json_string_field(json_object_array_get_idx(streams, i),
-						       "status");
-
-		if (!status || strcmp(status, "unselected ICE candidate"))
-			return false;
+	if (!core->accounting)
+		return;
+	if (!accounting_stats_started(stats)) {
+		log_debug("call %s was never answered: no accounting record (D16)", call_id);
+		return;
 	}
-	return true;
+	if (accounting_record_complete(stats, dialog_id, expired)) {
+		log_error("call %s: out of memory completing its accounting record", call_id);
+		return;
+	}
+	accounting_submit(core->accounting, stats); /* logs any failure */
+}
+
+static struct json_object *parse_stats(const char *json, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *stats = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+
+	if (tok)
+		json_tokener_free(tok);
+	if (stats && !json_object_is_type(stats, json_type_object)) {
+		json_object_put(stats);
+		stats = NULL;
+	}
+	return stats;
 }
 
 void core_relay_expired(void *ctx, struct relay *relay, const char *json, size_t len)
 {
 	struct dispatcher_core *core = ctx;
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *stats = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+	struct json_object *stats = parse_stats(json, len);
 	const char *call_id, *from_tag;
-	struct json_object *start;
 	struct call *call;
 	bool ice, started;
 
-	if (!stats || !json_object_is_type(stats, json_type_object)) {
+	if (!stats) {
 		log_error("relay %s: expired message is not a JSON object", relay_ip(relay));
-		goto out;
+		return;
 	}
 	call_id = json_string_field(stats, "call_id");
 	from_tag = json_string_field(stats, "from_tag");
@@ -162,36 +172,41 @@ void core_relay_expired(void *ctx, struct relay *relay, const char *json, size_t
 	if (!call || strcmp(call->relay_ip, relay_ip(relay))) {
 		log_info("relay %s: expired session %s is not one of its calls here; ignored",
 			 relay_ip(relay), call_id ? call_id : "(no call_id)");
-		goto out;
+		json_object_put(stats);
+		return;
 	}
-	ice = all_streams_ice(stats);
-	started = json_object_object_get_ex(stats, "start_time", &start) &&
-		  !json_object_is_type(start, json_type_null);
+	ice = accounting_stats_all_ice(stats);
+	started = accounting_stats_started(stats);
 	log_info("relay %s: call %s expired (%s)", relay_ip(relay), call_id,
 		 ice ? "all streams unselected ICE candidates" : "media timed out");
-	if (call->dialog_id && started && !ice) {
-		/* Ending the dialog through the proxy's MI is the accounting
-		 * issue's work; the call stays marked until it is purged. */
-		log_warn("call %s: dialog %s should be ended (not implemented yet)", call_id,
-			 call->dialog_id);
-		calls_set_expired(call, time(NULL));
-	} else {
-		calls_remove(core->calls, call);
-	}
-out:
+	/* The record is spooled before the call may be forgotten below. */
+	account(core, stats, call_id, call->dialog_id, true);
+	/* use_media_proxy() sends an empty dialog_id: no dialog to end. */
+	if (call->dialog_id && call->dialog_id[0] && started && !ice && core->mi)
+		mi_client_end_dialog(core->mi, call_id, call->dialog_id);
+	/* Kept marked rather than deleted (§2.8 deletes it when no dialog is
+	 * ended): the proxy still sends its `remove` when the call ends, and
+	 * that is then answered `removed` here instead of `error` and a
+	 * warning. Purged after cleanup_expired_sessions_after. */
+	calls_set_expired(call, time(NULL));
 	json_object_put(stats);
-	if (tok)
-		json_tokener_free(tok);
 }
 
 void core_session_ended(void *ctx, const char *relay_ip, const char *dialog_id,
 			const char *json)
 {
-	(void)ctx;
-	(void)dialog_id;
-	/* Accounting comes with its own issue; until then the final
-	 * statistics are at least visible to an operator at debug level. */
-	log_debug("relay %s: session ended: %s", relay_ip, json);
+	struct dispatcher_core *core = ctx;
+	struct json_object *stats = parse_stats(json, strlen(json));
+	const char *call_id;
+
+	if (!stats) {
+		log_error("relay %s: the final statistics of a removed call are not a JSON "
+			  "object; no accounting record: %s", relay_ip, json);
+		return;
+	}
+	call_id = json_string_field(stats, "call_id");
+	account(core, stats, call_id ? call_id : "(no call_id)", dialog_id, false);
+	json_object_put(stats);
 }
 
 static void on_summary_reply(void *ctx, int status, const char *payload, size_t len)

@@ -9,8 +9,10 @@
 
 #include <event2/event.h>
 
+#include "accounting.h"
 #include "calls.h"
 #include "config.h"
+#include "mi_client.h"
 #include "relay_link.h"
 #include "selection.h"
 
@@ -20,6 +22,8 @@ struct dispatcher_core {
 	struct calls *calls;
 	struct relay_links *links;     /* set once the listener is open */
 	struct selection *selection;   /* for least_loaded summaries */
+	struct accounting *accounting; /* NULL = no accounting (D11) */
+	struct mi_client *mi;          /* ends dialogs whose media expired */
 	struct event *housekeeping;
 	time_t last_purge;
 };

@@ -11,8 +11,9 @@
  *   relay selection and failover            selection.c
  *   relay events, housekeeping              core.c
  *   the module's UNIX socket (§1)           proxy_socket.c
- *   the management interface (§3)           management.c
- * Accounting and closing expired dialogs arrive with their own issue. */
+ *   accounting spool and backends (§5)      accounting/accounting.c
+ *   the proxy's MI, for expired dialogs     mi_client.c
+ *   the management interface (§3)           management.c */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -22,12 +23,14 @@
 
 #include <event2/event.h>
 
+#include "accounting.h"
 #include "calls.h"
 #include "config.h"
 #include "core.h"
 #include "daemon.h"
 #include "log.h"
 #include "management.h"
+#include "mi_client.h"
 #include "passport.h"
 #include "proxy_socket.h"
 #include "relay_link.h"
@@ -103,6 +106,7 @@ static void dispatcher_on_signal(evutil_socket_t signo, short what, void *arg)
 	case SIGHUP:
 	case SIGUSR1:
 		log_info("SIG%s: re-opening files and re-reading the TLS files", sigabbrev_np(signo));
+		accounting_reopen(dispatcher->core.accounting);
 		if (dispatcher_load_tls(dispatcher))
 			log_warn("TLS reload failed; keeping the previous certificates");
 		break;
@@ -153,6 +157,18 @@ static int dispatcher_open_services(struct dispatcher *dispatcher)
 		return -1;
 	core->links = dispatcher->links;
 
+	if (accounting_open(&core->accounting, &dispatcher->config))
+		return -1;
+	struct mi_client_options mi = {
+		.base = dispatcher->base, .runtime_dir = dispatcher->opts.runtime_dir,
+		.config = &dispatcher->config.opensips,
+	};
+	err = mi_client_open(&core->mi, &mi);
+	if (err) {
+		log_errno(err, "cannot open the MI client socket in %s", dispatcher->opts.runtime_dir);
+		return -1;
+	}
+
 	struct selection_options sel = {
 		.links = dispatcher->links, .calls = core->calls, .config = cfg,
 		.session_ended = core_session_ended, .ctx = core,
@@ -178,6 +194,8 @@ static int dispatcher_open_services(struct dispatcher *dispatcher)
 	struct management_options mgmt = {
 		.base = dispatcher->base, .config = cfg, .tls = dispatcher->tls,
 		.passport = &dispatcher->management_passport, .relay_links = dispatcher->links,
+		.accounting = core->accounting ? accounting_status : NULL,
+		.accounting_ctx = core->accounting,
 	};
 	err = management_open(&dispatcher->management, &mgmt);
 	if (err)
@@ -196,6 +214,12 @@ static void dispatcher_close_services(struct dispatcher *dispatcher)
 		selection_free(dispatcher->selection);
 	if (dispatcher->links)
 		relay_links_close(dispatcher->links);
+	if (dispatcher->core.mi)
+		mi_client_close(dispatcher->core.mi);
+	/* Last: what is still undelivered stays spooled for the next start. */
+	accounting_close(dispatcher->core.accounting);
+	dispatcher->core.mi = NULL;
+	dispatcher->core.accounting = NULL;
 	dispatcher->management = NULL;
 	dispatcher->proxy = NULL;
 	dispatcher->selection = NULL;
