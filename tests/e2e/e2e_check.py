@@ -8,13 +8,30 @@ test compares with what it expects.
       "TYPE=IP:PORT:DIRECTION ..." per m= line (stream c= over session c=,
       direction from the stream, else the session, else sendrecv), or
       "none" when there is no such message or it has no SDP.
+  e2e_check.py count LOG sent|received REGEX
+      How many SIP messages a sipp message log holds, sent or received,
+      whose first line matches REGEX (retransmissions included).
   e2e_check.py sessions FILE
       The management `sessions` reply (lines or array format) as
       "sessions=N" then, per stream, " TYPE status=S codecs=A/B
       packets=A/B bytes=A/B local=PORT/PORT".
   e2e_check.py flows FILE
       A `bpftool -j map dump` of relay_flows as "flows=N packets=P1,P2,..."
-      (one count per entry, sorted)."""
+      (one count per entry, sorted).
+  e2e_check.py counters FILE
+      The streams of the one session of a `sessions` reply without their
+      status: " TYPE codecs=A/B packets=A/B bytes=A/B local=PORT/PORT" per
+      stream (what the accounting record of the call must repeat).
+  e2e_check.py record FILE CALL_ID
+      The accounting records (jsonl) of CALL_ID as "records=N", then, for
+      the first one, " dialog_id=D timed_out=T all_streams_ice=I" (JSON
+      values; "-" when absent) and its streams as `counters` prints them.
+  e2e_check.py dialog FILE CALL_ID
+      The dialog_id the proxy's mediaproxy module sends for CALL_ID, from
+      the proxy's dialog list (FILE: Kamailio's dlg.list or OpenSIPS's
+      dlg_list JSON-RPC reply): "h_entry:h_id" (Kamailio) or the 64-bit
+      decimal db_id (OpenSIPS); "none" when the proxy has no live dialog
+      of that Call-ID."""
 import json
 import re
 import sys
@@ -69,6 +86,11 @@ def cmd_sdp(path, direction, regex, nth="1"):
     return sdp_streams(body) or "none"
 
 
+def cmd_count(path, direction, regex):
+    return str(sum(1 for d, t in sipp_messages(path)
+                   if d == direction and re.search(regex, t.split("\n", 1)[0])))
+
+
 def load_sessions(path):
     with open(path) as f:
         data = f.read().strip()
@@ -95,6 +117,55 @@ def cmd_sessions(path):
     return " ".join(out)
 
 
+def stream_counters(streams):
+    return "".join(" %s codecs=%s/%s packets=%s/%s bytes=%s/%s local=%s/%s" % (
+        st["media_type"], st["caller_codec"], st["callee_codec"], st["caller_packets"],
+        st["callee_packets"], st["caller_bytes"], st["callee_bytes"],
+        port_of(st["caller_local"]), port_of(st["callee_local"])) for st in streams)
+
+
+def cmd_counters(path):
+    sessions = load_sessions(path)
+    if len(sessions) != 1:
+        return "sessions=%d" % len(sessions)
+    return stream_counters(sessions[0].get("streams", [])).lstrip()
+
+
+def json_word(obj, key):
+    return json.dumps(obj[key]).strip('"') if key in obj else "-"
+
+
+def cmd_record(path, call_id):
+    with open(path) as f:
+        records = [r for r in (json.loads(line) for line in f if line.strip())
+                   if r.get("call_id") == call_id]
+    out = "records=%d" % len(records)
+    if records:
+        r = records[0]
+        out += " dialog_id=%s timed_out=%s all_streams_ice=%s" % (
+            json_word(r, "dialog_id"), json_word(r, "timed_out"),
+            json_word(r, "all_streams_ice"))
+        out += stream_counters(r.get("streams", []))
+    return out
+
+
+DELETED = 5  # dialog state "deleted", in both proxies
+
+
+def cmd_dialog(path, call_id):
+    with open(path) as f:
+        result = json.load(f)["result"]
+    if isinstance(result, list):   # Kamailio dlg.list
+        ids = ["%d:%d" % (d["h_entry"], d["h_id"]) for d in result
+               if d.get("call-id") == call_id and d.get("state") != DELETED]
+    else:                          # OpenSIPS dlg_list
+        ids = [str(d["db_id"]) for d in result.get("Dialogs", [])
+               if d.get("callid") == call_id and d.get("state") != DELETED]
+    if len(ids) > 1:
+        return "several:" + ",".join(ids)
+    return ids[0] if ids else "none"
+
+
 def cmd_flows(path):
     with open(path) as f:
         entries = json.load(f)
@@ -103,7 +174,8 @@ def cmd_flows(path):
 
 
 def main(argv):
-    cmds = {"sdp": cmd_sdp, "sessions": cmd_sessions, "flows": cmd_flows}
+    cmds = {"sdp": cmd_sdp, "sessions": cmd_sessions, "flows": cmd_flows,
+            "counters": cmd_counters, "count": cmd_count, "record": cmd_record, "dialog": cmd_dialog}
     if len(argv) < 2 or argv[1] not in cmds:
         sys.exit(__doc__)
     print(cmds[argv[1]](*argv[2:]))

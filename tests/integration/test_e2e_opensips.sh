@@ -13,25 +13,41 @@
 # runs reuse it. Without the tarball (a clone without ../shared) the test
 # skips and says so; a failed build is a failure with the build log's end.
 #
-# The same six calls as the Kamailio suite (audio; audio+video; hold and
-# unhold by re-INVITE; T.38 re-INVITE; CANCEL after a 183 with SDP; the
-# callee hangs up), each made with engage_media_proxy() (the module creates
-# the dialog) and with use_media_proxy() / end_media_session()
-# (tests/e2e/opensips.cfg), and the same checks: sipp exit codes, both SDPs
-# rewritten to the relay, the media counted exactly by the relay and
-# forwarded by the XDP program, no session left after the call.
+# The same seven calls as the Kamailio suite (audio; audio+video; hold and
+# unhold by re-INVITE; T.38 re-INVITE; CANCEL after a 183 with SDP; a busy
+# callee; the callee hangs up), each made with engage_media_proxy() (the
+# module creates the dialog) and with use_media_proxy() /
+# end_media_session() (tests/e2e/opensips.cfg), and the same checks: sipp
+# exit codes, both SDPs rewritten to the relay, the media counted exactly
+# by the relay and forwarded by the XDP program, no session left after the
+# call, exactly one jsonl accounting record per answered call with the
+# relay's counters and the dialog_id the module sent (OpenSIPS's db_id,
+# from its dlg_list over mi_datagram; null in the use style), none for the
+# busy call (PROTOCOL.md D16).
 #
 # What differs from Kamailio is the dialog_id: OpenSIPS's module sends one
-# 64-bit decimal, (h_entry << 32) | h_id. A seventh call, in the engage
+# 64-bit decimal, (h_entry << 32) | h_id. An eighth call, in the engage
 # style, checks that it reached the dispatcher in that form: while the call
 # is up the dispatcher is restarted (TERM saves its call table), the saved
 # dialog_id must be the decimal of OpenSIPS's own dialog (its MI dlg_list,
 # over mi_datagram: db_id, and the reverse-hex ID that dlg_end_dlg wants,
 # PROTOCOL.md §5.3), and the call must go on and end cleanly through the
-# restarted dispatcher (the module reconnects after EPIPE).
+# restarted dispatcher (the module reconnects after EPIPE), leaving one
+# accounting record.
 #
-# At the end, no daemon and no OpenSIPS logged a warning or an error. About
-# a minute and a quarter, plus the first build.
+# Then "media stops" (issue 6), once per style, with the relay restarted
+# with stream_timeout = 3 s: the caller's media ends after 1.5 s and the
+# relay expires the session. Engage style: the dispatcher ends the dialog
+# through OpenSIPS's mi_datagram (JSON-RPC dlg_end_dlg with the reverse-hex
+# DID that OpenSIPS >= 3.1 takes, PROTOCOL.md §5.3: the opensips-json
+# dialect of mi_protocol = auto) and OpenSIPS's BYE ends both phones'
+# scenarios. Use style: no dialog_id, so no MI request and no BYE (the
+# caller hangs up itself later). Both: one record, timed_out true,
+# all_streams_ice false.
+#
+# At the end, no daemon and no OpenSIPS logged a warning or an error,
+# except the lines the test causes on purpose, each named where it is
+# caused. About a minute and three quarters, plus the first build.
 #
 # E2E_KEEP=DIR copies the logs, sipp traces and samples there before
 # cleaning up; E2E_MODES="engage" (or "use") runs one style only.
@@ -41,6 +57,12 @@ set -u
 . "$MP_ROOT/tests/e2e/e2e_lib.sh"
 
 NAME="E2E calls through OpenSIPS 3.4"
+# What e2e_lib.sh asks the proxy for its dialogs, and how the dispatcher
+# must report ending one through it.
+# shellcheck disable=SC2034 # both read by e2e_lib.sh
+E2E_DLG_LIST=dlg_list
+# shellcheck disable=SC2034
+E2E_MI_ENDED="opensips-json, reverse-hex"
 
 # --- prerequisites and OpenSIPS itself -----------------------------------------
 
@@ -73,14 +95,16 @@ e2e_daemons
 
 # --- OpenSIPS ------------------------------------------------------------------
 
-# start_opensips MODE: engage | use; a copy of tests/e2e/opensips.cfg with
-# this run's values in $TMP/os-MODE/, OpenSIPS in r with its main process
-# in the foreground; sets $OS_PID and $MI_SOCK.
+# start_opensips MODE [NAME]: engage | use; a copy of
+# tests/e2e/opensips.cfg with this run's values in $TMP/os-NAME/ (NAME
+# defaults to MODE), OpenSIPS in r with its main process in the foreground,
+# logging to $TMP/opensips-NAME.log, its mi_datagram socket on $MI_SOCK;
+# sets $OS_PID.
 start_opensips() {
-	local mode=$1 dir=$TMP/os-$1 use=0
+	local mode=$1 name=${2:-$1} dir=$TMP/os-${2:-$1} use=0
 	[ "$mode" = use ] && use=1
 	mkdir -p "$dir"
-	MI_SOCK=$dir/opensips.mi
+	rm -f "$MI_SOCK"   # (the last proxy's, if it left it: wait for this one's)
 	sed -e "s|@MPATH@|$OPENSIPS_TREE/modules/|g" \
 		-e "s|@SIP_SOCKET@|udp:$R4:$SIP_PORT|g" \
 		-e "s|@MP_SOCKET@|$SOCK|g" \
@@ -88,11 +112,11 @@ start_opensips() {
 		-e "s|@UAS_URI@|sip:$B4:$SIP_PORT|g" \
 		-e "s|@USE_MEDIA_PROXY@|$use|g" "$E2E/opensips.cfg" >"$dir/opensips.cfg"
 	if grep -q '@[A-Z_]*@' "$dir/opensips.cfg"; then
-		echo "# a placeholder of opensips.cfg is not filled in" >>"$TMP/opensips-$mode.log"
+		echo "# a placeholder of opensips.cfg is not filled in" >>"$TMP/opensips-$name.log"
 		return 1
 	fi
 	nsenter --net="/run/netns/$NS_R" -- "$OPENSIPS_TREE/opensips" -F -f "$dir/opensips.cfg" \
-		-P "$dir/opensips.pid" -w "$dir" >"$TMP/opensips-$mode.log" 2>&1 &
+		-P "$dir/opensips.pid" -w "$dir" >"$TMP/opensips-$name.log" 2>&1 &
 	OS_PID=$!
 	wait_for 10 udp_listening "$NS_R" "$R4:$SIP_PORT" && wait_for 5 test -S "$MI_SOCK"
 }
@@ -101,30 +125,7 @@ OS_PID=
 stop_opensips() { [ -z "$OS_PID" ] || stop_pid "$OS_PID"; OS_PID=; }
 at_exit stop_opensips
 
-# opensips_mi METHOD: OpenSIPS's JSON-RPC reply to METHOD over its
-# mi_datagram socket (PROTOCOL.md §5.4), from a socket of our own.
-opensips_mi() {
-	python3 - "$MI_SOCK" "$1" "$TMP/mi-client.sock" <<'EOF'
-import json, os, socket, sys
-server, method, me = sys.argv[1:4]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-if os.path.exists(me):
-    os.unlink(me)
-s.bind(me)
-s.settimeout(3)
-try:
-    s.sendto(json.dumps({"jsonrpc": "2.0", "method": method, "id": 1}).encode(), server)
-    print(s.recv(65536).decode())
-finally:
-    os.unlink(me)
-EOF
-}
-
 # --- the dialog_id call: the dispatcher restarts under it ---------------------
-
-# The lines of each daemon's log between these line numbers (by daemon
-# name) were written during the dispatcher's restart.
-declare -A RESTART_FROM RESTART_TO
 
 # during_restart: the media crossed the relay; OpenSIPS's dialog list; the
 # dispatcher stopped (saving its call table), started again and linked to
@@ -133,11 +134,12 @@ declare -A RESTART_FROM RESTART_TO
 # relay did not link again).
 during_restart() {
 	local dir=$1
+	local from
 	wait_streams "$dir/media" 8 "$(media_pattern)" || return 1
 	flows_dump "$dir/flows" || true
-	opensips_mi dlg_list >"$dir/dlg_list.json" 2>"$dir/dlg_list.err" || return 2
-	RESTART_FROM[relay]=$(wc -l <"$TMP/relay.log")
-	RESTART_FROM[dispatcher]=$(wc -l <"$TMP/dispatcher.log")
+	# (OpenSIPS's JSON-RPC over mi_datagram, PROTOCOL.md §5.4)
+	capture_dialogs "$dir" || return 2
+	from=$(log_lines relay)
 	stop_pid "$DISPATCHER_PID"
 	cp "$TMP/run-dispatcher/dispatcher_state" "$dir/dispatcher_state" 2>/dev/null || return 3
 	start_daemon dispatcher
@@ -146,8 +148,9 @@ during_restart() {
 		grep -qs 'started: .* 1 call(s) restored' "$TMP/dispatcher.log" &&
 		wait_for 5 grep -qs 'resynchronised: 1 session(s) on the relay, 0 stale' "$TMP/dispatcher.log" ||
 		return 4
-	RESTART_TO[relay]=$(wc -l <"$TMP/relay.log")
-	RESTART_TO[dispatcher]=$(wc -l <"$TMP/dispatcher.log")
+	# (on purpose: the relay loses the dispatcher (a warning) and logs an
+	# error per failed reconnect while it is down)
+	expect_log relay "$from" "$(log_lines relay)" 'lost connection to dispatcher|cannot connect to'
 }
 
 # dialog_id_check CALL: prints "dialog_id=D ID=X" for the one call in the
@@ -156,7 +159,7 @@ during_restart() {
 # 64-bit decimal (h_entry << 32 | h_id), and its h_entry.h_id in reverse
 # hex must be OpenSIPS's dialog ID (what dlg_end_dlg takes).
 dialog_id_check() {
-	python3 - "$TMP/$1/dispatcher_state" "$TMP/$1/dlg_list.json" <<'EOF'
+	python3 - "$TMP/$1/dispatcher_state" "$TMP/$1/dlg.json" <<'EOF'
 import json, re, sys
 state_path, list_path = sys.argv[1:3]
 with open(state_path) as f:
@@ -186,7 +189,7 @@ print("dialog_id=%s ID=%s" % (did, dlg["ID"]))
 EOF
 }
 
-# restart_call: the seventh call (engage style only) and its checks.
+# restart_call: the eighth call (engage style only) and its checks.
 restart_call() {
 	local call=engage-restart dir=$TMP/engage-restart got
 	streams=audio
@@ -195,7 +198,7 @@ restart_call() {
 	check_phones "$call"
 	check_media "$call" '^SIP/2.0 200'
 	if [ "$during_rc" -eq 2 ]; then
-		not_ok "$call: OpenSIPS answers dlg_list over mi_datagram ($(cat "$dir/dlg_list.err"))"
+		not_ok "$call: OpenSIPS answers dlg_list over mi_datagram ($(cat "$dir/dlg.err"))"
 	elif [ "$during_rc" -eq 3 ]; then
 		not_ok "$call: the stopped dispatcher saved its call table"
 	elif [ "$during_rc" -ne 1 ]; then
@@ -209,44 +212,48 @@ restart_call() {
 		test "$during_rc" -eq 0 -o "$during_rc" -eq 1
 	# The BYE's remove went through the restarted dispatcher to the relay.
 	check_gone "$call"
-}
-
-# restart_filter NAME: NAME's log without the lines the restart causes on
-# purpose, and only those, within the restart's window:
-# the relay's losing the dispatcher (a warning) and an error per failed
-# reconnect while it is down. The dispatcher's log is taken as it is.
-restart_filter() {
-	local from=${RESTART_FROM[$1]:-} to=${RESTART_TO[$1]:-} expected
-	case $1 in
-	relay) expected='lost connection to dispatcher|cannot connect to' ;;
-	*) cat; return ;;
-	esac
-	if [ -n "$from" ] && [ -n "$to" ]; then
-		# (the pattern through the environment: awk -v would eat its backslashes)
-		RE=$expected awk -v from="$from" -v to="$to" 'NR <= from || NR > to || $0 !~ ENVIRON["RE"]'
-	else
-		cat
-	fi
+	check_record "$call" media false
 }
 
 # --- the calls, in both module styles -----------------------------------------
 
-for mode in ${E2E_MODES:-engage use}; do
-	if ! start_opensips "$mode"; then
-		not_ok "$mode: OpenSIPS starts and listens on $R4:$SIP_PORT and $MI_SOCK"
-		tail -n 20 "$TMP/opensips-$mode.log" | sed 's/^/# /'
+# engage_calls MODE: the seven calls, and in the engage style the restart
+# call after them.
+engage_calls() {
+	e2e_calls "$1"
+	[ "$1" = engage ] && restart_call
+}
+
+# run_mode MODE NAME CALLS...: OpenSIPS in style MODE (log NAME), the CALLS
+# (functions, given MODE), OpenSIPS's log checked, OpenSIPS stopped.
+run_mode() {
+	local mode=$1 name=$2 calls
+	shift 2
+	if ! start_opensips "$mode" "$name"; then
+		not_ok "$name: OpenSIPS starts and listens on $R4:$SIP_PORT and $MI_SOCK"
+		tail -n 20 "$TMP/opensips-$name.log" | sed 's/^/# /'
 		stop_opensips
-		continue
+		return
 	fi
-	ok "$mode: OpenSIPS starts and listens on $R4:$SIP_PORT and $MI_SOCK"
-	e2e_calls "$mode"
-	[ "$mode" = engage ] && restart_call
+	ok "$name: OpenSIPS starts and listens on $R4:$SIP_PORT and $MI_SOCK"
+	for calls in "$@"; do "$calls" "$mode"; done
 	# (before stopping it: shutting down has its own noise)
-	log_clean "$mode: OpenSIPS logged no error or warning" \
-		'\] (WARNING|ERROR|CRITICAL|ALERT|BUG):' "$TMP/opensips-$mode.log"
+	log_clean "$name: OpenSIPS logged no error or warning" \
+		'\] (WARNING|ERROR|CRITICAL|ALERT|BUG):' "$TMP/opensips-$name.log"
 	stop_opensips
+}
+
+for mode in ${E2E_MODES:-engage use}; do
+	run_mode "$mode" "$mode" engage_calls
 done
 
-e2e_daemon_logs_clean restart_filter
+# Media stops: the relay again, with a short stream_timeout.
+e2e_relay_expiring
+for mode in ${E2E_MODES:-engage use}; do
+	run_mode "$mode" "$mode-expire" e2e_expire_call
+done
+
+e2e_records_final
+e2e_daemon_logs_clean
 
 tap_done
