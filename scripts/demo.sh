@@ -8,9 +8,8 @@
 # The network namespaces are the integration tests' bed
 # (tests/integration/netns.sh); Kamailio's config and the sipp scenarios
 # are the E2E test's (tests/e2e/). While the call is up it prints the
-# dispatcher's management `summary` and `sessions`; after it, the final
-# statistics of the call, i.e. what the jsonl accounting backend will
-# write once it exists. Everything lives in a temp dir that is removed on
+# dispatcher's management `summary` and `sessions`; after it, the call's
+# accounting record as the jsonl backend wrote it. Everything lives in a temp dir that is removed on
 # exit, and every process is stopped by its pid. Needs root.
 #
 # DEMO_KEEP=DIR copies the logs, configs and sipp traces there first.
@@ -88,8 +87,10 @@ socket_path = $SOCK
 listen = $R4:$LINK_PORT
 listen_management = 127.0.0.1:$MGMT_PORT
 management_use_tls = no
-; DEBUG: the dispatcher logs each call's final statistics at debug level
-log_level = DEBUG
+log_level = INFO
+accounting = jsonl
+accounting_file = $TMP/accounting.jsonl
+accounting_spool = $TMP/accounting-spool
 [TLS]
 certs_path = $TMP/tls
 EOF
@@ -205,16 +206,17 @@ fi
 
 # --- the accounting line ------------------------------------------------------
 
-say "final statistics of the call (the accounting line)"
-ended() { grep -qs 'session ended: ' "$TMP/dispatcher.log"; }
+say "the accounting record of the call ($TMP/accounting.jsonl)"
+ended() { [ -s "$TMP/accounting.jsonl" ]; }
 if wait_for 5 ended; then
-	grep 'session ended: ' "$TMP/dispatcher.log" | tail -n 1 | sed 's/.*session ended: //' | pretty
-	echo "These are the call's final statistics, as the relay answered the dispatcher's"
-	echo "remove at hang-up (the dispatcher logs them at debug level). Accounting"
-	echo "backends are a later issue: once they exist, [Dispatcher] accounting = jsonl"
-	echo "will write this record as one line of accounting_file."
+	tail -n 1 "$TMP/accounting.jsonl" | pretty
+	echo "The relay's final statistics of the call, answered to the dispatcher's remove at"
+	echo "hang-up, plus dialog_id and timed_out: one line of [Dispatcher] accounting_file"
+	echo "(accounting = jsonl), written through the durable spool."
+	say "management: accounting (the backends' backlog)"
+	mgmt accounting | pretty
 else
-	echo "(no 'session ended' line in the dispatcher's log)"
+	echo "(no record in $TMP/accounting.jsonl)"
 	show_log dispatcher.log
 fi
 say "management: summary (after the call)"

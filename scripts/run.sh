@@ -33,6 +33,7 @@ listen_management = 127.0.0.1:25061
 log_level = INFO
 accounting = jsonl
 accounting_file = $RUN/accounting.jsonl
+accounting_spool = $RUN/accounting-spool
 
 [TLS]
 certs_path = tls
@@ -66,7 +67,7 @@ make run: media-dispatcher and media-relay are running in the foreground.
   management    127.0.0.1:25061 (TLS; client certificate $RUN/tls/client.crt)
   pid files     $RUN/dispatcher.pid $RUN/relay.pid
   logs          $RUN/dispatcher.log $RUN/relay.log
-  accounting    $RUN/accounting.jsonl
+  accounting    $RUN/accounting.jsonl (one JSON record per answered call; spool $RUN/accounting-spool)
 Point the proxy's mediaproxy module at the socket:
   Kamailio: modparam("mediaproxy", "mediaproxy_socket", "$RUN/dispatcher.sock")
   OpenSIPS: modparam("mediaproxy", "mediaproxy_socket", "$RUN/dispatcher.sock")

@@ -27,6 +27,18 @@ for path in config.ini dispatcher.sock dispatcher.pid relay.pid dispatcher.log r
 done
 check "logs are written" wait_for 5 grep -q 'media-relay.*started' "$MP_RUN_DIR/relay.log"
 
+# One answered call through the module socket leaves one accounting line.
+mp() { python3 "$MP_ROOT/tests/tools/mpctl.py" --socket "$MP_RUN_DIR/dispatcher.sock" "$@"; }
+wait_for 10 grep -q 'resynchronised' "$MP_RUN_DIR/dispatcher.log"
+mp update --type request --call-id run-call --from-tag rf --cseq 1 \
+	--media audio:127.0.0.1:40000:sendrecv:ice=no >/dev/null
+mp update --type reply --call-id run-call --from-tag rf --to-tag rt --cseq 1 \
+	--media audio:127.0.0.1:40002:sendrecv:ice=no >/dev/null
+check "a call answered through the module socket is removed" \
+	test "$(mp remove --call-id run-call --from-tag rf --to-tag rt)" = removed
+one_record() { [ "$(grep -c '"call_id":"run-call"' "$MP_RUN_DIR/accounting.jsonl" 2>/dev/null)" = 1 ]; }
+check "... and leaves one record in accounting.jsonl" wait_for 5 one_record
+
 # Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
 kill -INT -"$script"
 if wait_for 10 process_gone "$script"; then
