@@ -27,75 +27,10 @@
 
 #include "log.h"
 #include "spool_frame.h"
-
-#define SPOOL_SEGMENT_BYTES (4u << 20) /* roll size, unless the bound is small */
-#define SPOOL_MAX_READERS 8
-#define SPOOL_CHUNK (64u << 10)       /* bytes a reader asks pread() for */
-#define SPOOL_WINDOW_MAX (SPOOL_FRAME_MAX + SPOOL_CHUNK)
-#define SPOOL_WINDOW_KEEP (1u << 20)  /* a window grown past this is freed after use */
-#define SPOOL_BAD_RUNS_KEPT 64        /* per segment, to log each run once */
-
-struct spool_segment {
-	uint64_t num;  /* seq of its first record; names the file */
-	uint64_t size; /* bytes of complete frames: nobody reads past it */
-	uint64_t *bad; /* starts of logged corrupt runs; NULL until one */
-	size_t nbad;
-};
-
-/* A reader's window onto one segment: bytes [off, off + len) of it. */
-struct spool_lbuf {
-	char *buf;
-	size_t cap, len;
-	uint64_t off;
-	uint64_t seg; /* segment of buf and fd; 0 for none */
-	int fd;
-};
-
-struct spool_line {
-	char *p;       /* in the window, LF excluded; NULL when no frame (too long, no LF) */
-	size_t len;
-	uint64_t next; /* offset after the LF, or the segment's end when there is none */
-};
-
-struct spool_pos {
-	uint64_t seg, off;
-};
-
-struct spool_reader {
-	char name[SPOOL_READER_NAME_MAX + 1];
-	struct spool_pos cur;  /* what the cursor file says */
-	struct spool_pos scan; /* where spool_next() reads on (>= cur) */
-	uint64_t seen_seq;     /* every record up to this seq is passed */
-	bool peeked;           /* entry was handed out, not yet advanced past */
-	struct spool_entry entry;
-	struct spool_pos entry_end;
-	struct spool_lbuf lb;
-};
-
-struct spool {
-	pthread_mutex_t lock;
-	char *dir;
-	int dirfd; /* holds the flock that keeps a second process out */
-	int fd;    /* the newest segment, the only one appended to */
-	uint64_t max_bytes, roll_bytes, total, next_seq;
-	struct spool_segment *segs; /* ascending; at least one once open */
-	size_t nsegs, segs_cap;
-	struct spool_reader readers[SPOOL_MAX_READERS];
-	size_t nreaders;
-};
-
-/* A corrupt run being skipped: lines [start, end) of one segment. */
-struct spool_bad_run {
-	uint64_t seg, start, end, lines;
-};
-
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
-}
+#include "spool_internal.h"
 
 /* Index of the first segment numbered num or above (nsegs if none). */
-static size_t seg_find(const struct spool *sp, uint64_t num)
+size_t spool_seg_find(const struct spool *sp, uint64_t num)
 {
 	size_t lo = 0, hi = sp->nsegs;
 
@@ -110,12 +45,12 @@ static size_t seg_find(const struct spool *sp, uint64_t num)
 	return lo;
 }
 
-static struct spool_segment *seg_last(struct spool *sp)
+struct spool_segment *spool_seg_last(struct spool *sp)
 {
 	return &sp->segs[sp->nsegs - 1];
 }
 
-static int seg_reserve(struct spool *sp)
+int spool_seg_reserve(struct spool *sp)
 {
 	struct spool_segment *segs;
 	size_t cap;
@@ -140,7 +75,7 @@ static int dir_sync(struct spool *sp)
 
 /* ---- reading lines out of a segment --------------------------------------- */
 
-static void lbuf_detach(struct spool_lbuf *lb)
+void spool_lbuf_detach(struct spool_lbuf *lb)
 {
 	if (lb->fd >= 0)
 		close(lb->fd);
@@ -150,7 +85,7 @@ static void lbuf_detach(struct spool_lbuf *lb)
 	lb->len = 0;
 }
 
-static int lbuf_attach(struct spool *sp, struct spool_lbuf *lb, uint64_t seg)
+int spool_lbuf_attach(struct spool *sp, struct spool_lbuf *lb, uint64_t seg)
 {
 	char name[SPOOL_SEGMENT_NAME_LEN + 1];
 	int fd;
@@ -161,7 +96,7 @@ static int lbuf_attach(struct spool *sp, struct spool_lbuf *lb, uint64_t seg)
 	fd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(-errno, "spool: cannot open %s/%s", sp->dir, name);
-	lbuf_detach(lb);
+	spool_lbuf_detach(lb);
 	lb->fd = fd;
 	lb->seg = seg;
 	return 0;
@@ -234,13 +169,13 @@ static int lbuf_skip_long(struct spool *sp, struct spool_lbuf *lb,
 
 /* Finds the line that starts at pos in segment sg, reading through the
  * window. Returns 0 and fills ln, or -errno of a failed read. */
-static int lbuf_line(struct spool *sp, struct spool_lbuf *lb, const struct spool_segment *sg,
-		     uint64_t pos, struct spool_line *ln)
+int spool_lbuf_line(struct spool *sp, struct spool_lbuf *lb, const struct spool_segment *sg,
+		    uint64_t pos, struct spool_line *ln)
 {
 	size_t start, searched;
 	int err;
 
-	if ((err = lbuf_attach(sp, lb, sg->num)) < 0)
+	if ((err = spool_lbuf_attach(sp, lb, sg->num)) < 0)
 		return err;
 	if (pos < lb->off || pos > lb->off + lb->len) {
 		lb->off = pos;
@@ -311,7 +246,7 @@ static int cursor_write(struct spool *sp, const struct spool_reader *rd,
 }
 
 /* *have is false when the reader has no usable cursor file yet. */
-static int cursor_read(struct spool *sp, const char *reader, struct spool_cursor *c, bool *have)
+int spool_cursor_read(struct spool *sp, const char *reader, struct spool_cursor *c, bool *have)
 {
 	char name[sizeof("cursor-") + SPOOL_READER_NAME_MAX], text[SPOOL_CURSOR_MAX + 2];
 	ssize_t n;
@@ -343,12 +278,12 @@ static int cursor_read(struct spool *sp, const char *reader, struct spool_cursor
 }
 
 /* Creates segment num (empty) and makes it the one appended to. */
-static int segment_create(struct spool *sp, uint64_t num)
+int spool_segment_create(struct spool *sp, uint64_t num)
 {
 	char name[SPOOL_SEGMENT_NAME_LEN + 1];
 	int fd, err;
 
-	if ((err = seg_reserve(sp)) < 0)
+	if ((err = spool_seg_reserve(sp)) < 0)
 		return err;
 	spool_segment_name(name, num);
 	fd = openat(sp->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -367,7 +302,7 @@ static int segment_create(struct spool *sp, uint64_t num)
 }
 
 /* Deletes the segments every reader's cursor has left, never the newest. */
-static void segments_drop_passed(struct spool *sp)
+void spool_segments_drop_passed(struct spool *sp)
 {
 	uint64_t low = UINT64_MAX;
 	size_t n = 0;
@@ -392,7 +327,7 @@ static void segments_drop_passed(struct spool *sp)
 		return;
 	for (size_t i = 0; i < sp->nreaders; i++)
 		if (sp->readers[i].lb.seg && sp->readers[i].lb.seg < sp->segs[n].num)
-			lbuf_detach(&sp->readers[i].lb);
+			spool_lbuf_detach(&sp->readers[i].lb);
 	sp->nsegs -= n;
 	memmove(sp->segs, sp->segs + n, sp->nsegs * sizeof(*sp->segs));
 }
@@ -401,7 +336,7 @@ static void segments_drop_passed(struct spool *sp)
 
 static void bad_run_log(struct spool *sp, struct spool_bad_run *run)
 {
-	size_t i = seg_find(sp, run->seg);
+	size_t i = spool_seg_find(sp, run->seg);
 	struct spool_segment *sg;
 
 	if (!run->lines)
@@ -442,13 +377,13 @@ static int reader_peek(struct spool *sp, struct spool_reader *rd)
 	int err = 0;
 
 	while (!rd->peeked) {
-		size_t i = seg_find(sp, rd->scan.seg);
+		size_t i = spool_seg_find(sp, rd->scan.seg);
 		struct spool_segment *sg;
 		struct spool_frame fr;
 		struct spool_line ln;
 
 		if (i == sp->nsegs) { /* beyond the newest: cannot happen */
-			rd->scan = (struct spool_pos){ seg_last(sp)->num, seg_last(sp)->size };
+			rd->scan = (struct spool_pos){ spool_seg_last(sp)->num, spool_seg_last(sp)->size };
 			continue;
 		}
 		sg = &sp->segs[i];
@@ -462,7 +397,7 @@ static int reader_peek(struct spool *sp, struct spool_reader *rd)
 			rd->scan = (struct spool_pos){ sp->segs[i + 1].num, 0 };
 			continue;
 		}
-		if ((err = lbuf_line(sp, &rd->lb, sg, rd->scan.off, &ln)) < 0)
+		if ((err = spool_lbuf_line(sp, &rd->lb, sg, rd->scan.off, &ln)) < 0)
 			break;
 		if (!ln.p || spool_frame_parse(ln.p, ln.len, &fr) < 0) {
 			bad_run_add(sp, &run, sg->num, rd->scan.off, ln.next);
@@ -506,7 +441,7 @@ int spool_next(struct spool *sp, size_t reader, struct spool_entry *entry)
 /* The end of a sealed segment is the start of the next one. */
 static struct spool_pos pos_normalize(const struct spool *sp, struct spool_pos p)
 {
-	size_t i = seg_find(sp, p.seg);
+	size_t i = spool_seg_find(sp, p.seg);
 
 	while (i + 1 < sp->nsegs && sp->segs[i].num == p.seg && p.off >= sp->segs[i].size) {
 		p = (struct spool_pos){ sp->segs[i + 1].num, 0 };
@@ -541,7 +476,7 @@ int spool_advance(struct spool *sp, size_t reader)
 		rd->lb.buf = NULL;
 		rd->lb.cap = rd->lb.len = 0;
 	}
-	segments_drop_passed(sp);
+	spool_segments_drop_passed(sp);
 out:
 	pthread_mutex_unlock(&sp->lock);
 	return err;
@@ -619,11 +554,11 @@ int spool_append(struct spool *sp, const char *json, size_t len)
 		err = -ENOSPC;
 		goto out;
 	}
-	sg = seg_last(sp);
+	sg = spool_seg_last(sp);
 	if (sg->size && sg->size + flen > sp->roll_bytes) {
-		if ((err = segment_create(sp, sp->next_seq)) < 0)
+		if ((err = spool_segment_create(sp, sp->next_seq)) < 0)
 			goto out;
-		sg = seg_last(sp);
+		sg = spool_seg_last(sp);
 	}
 	if ((err = frame_write(sp, sg, hdr, (size_t)n, json, len)) < 0)
 		goto out;
@@ -646,324 +581,3 @@ uint64_t spool_bytes(struct spool *sp)
 }
 
 /* ---- opening -------------------------------------------------------------- */
-
-static int options_check(const struct spool_options *o)
-{
-	if (!o || !o->dir || !o->dir[0]) {
-		log_error("spool: no directory given");
-		return -EINVAL;
-	}
-	if (!o->max_bytes) {
-		log_error("spool: %s: the size bound is 0", o->dir);
-		return -EINVAL;
-	}
-	if (!o->readers || !o->reader_count || o->reader_count > SPOOL_MAX_READERS) {
-		log_error("spool: %s: %zu readers (1..%d)", o->dir, o->reader_count,
-			  SPOOL_MAX_READERS);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < o->reader_count; i++) {
-		if (spool_reader_name_check(o->readers[i]) < 0) {
-			log_error("spool: %s: reader name \"%s\" is not 1..%d of [A-Za-z0-9_-]",
-				  o->dir, o->readers[i] ? o->readers[i] : "(null)",
-				  SPOOL_READER_NAME_MAX);
-			return -EINVAL;
-		}
-		for (size_t k = 0; k < i; k++)
-			if (!strcmp(o->readers[i], o->readers[k])) {
-				log_error("spool: %s: reader %s named twice", o->dir, o->readers[i]);
-				return -EINVAL;
-			}
-	}
-	return 0;
-}
-
-static int mkdir_parents(const char *dir)
-{
-	char *path = strdup(dir);
-
-	if (!path)
-		return log_errno(-ENOMEM, "spool: %s", dir);
-	for (char *p = path + 1;; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-			int err = log_errno(-errno, "spool: cannot create directory %s", path);
-
-			free(path);
-			return err;
-		}
-		*p = c;
-		if (!c)
-			break;
-	}
-	free(path);
-	return 0;
-}
-
-static int seg_cmp(const void *a, const void *b)
-{
-	const struct spool_segment *x = a, *y = b;
-
-	return x->num < y->num ? -1 : x->num > y->num;
-}
-
-/* Finds the segments and their sizes. */
-static int segments_load(struct spool *sp)
-{
-	int fd = fcntl(sp->dirfd, F_DUPFD_CLOEXEC, 0), err = 0;
-	struct dirent *de;
-	DIR *d;
-
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		err = log_errno(-errno, "spool: cannot list %s", sp->dir);
-		if (fd >= 0)
-			close(fd);
-		return err;
-	}
-	rewinddir(d);
-	while ((errno = 0, de = readdir(d))) {
-		struct stat st;
-		uint64_t num;
-
-		if (spool_segment_parse(de->d_name, &num) < 0)
-			continue;
-		if (fstatat(sp->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			err = log_errno(-errno, "spool: cannot stat %s/%s", sp->dir, de->d_name);
-			break;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			log_warn("spool: %s/%s is not a regular file; ignored", sp->dir,
-				 de->d_name);
-			continue;
-		}
-		if ((err = seg_reserve(sp)) < 0)
-			break;
-		sp->segs[sp->nsegs++] = (struct spool_segment){ .num = num,
-								.size = (uint64_t)st.st_size };
-		sp->total += (uint64_t)st.st_size;
-	}
-	if (!err && errno)
-		err = log_errno(-errno, "spool: cannot list %s", sp->dir);
-	closedir(d);
-	if (sp->nsegs)
-		qsort(sp->segs, sp->nsegs, sizeof(*sp->segs), seg_cmp);
-	return err;
-}
-
-/* Walks the newest segment from its start, cuts off whatever follows its
- * last valid frame (the append the process died in, or garbage), keeps it
- * open for appending and returns the highest seq in it (0: none). */
-static int tail_repair(struct spool *sp, uint64_t *max_seq)
-{
-	struct spool_segment *sg = seg_last(sp);
-	struct spool_lbuf lb = { .fd = -1 };
-	uint64_t pos = 0, good = 0;
-	char name[SPOOL_SEGMENT_NAME_LEN + 1];
-	int err = 0;
-
-	*max_seq = 0;
-	spool_segment_name(name, sg->num);
-	lb.fd = openat(sp->dirfd, name, O_RDWR | O_CLOEXEC);
-	if (lb.fd < 0)
-		return log_errno(-errno, "spool: cannot open %s/%s", sp->dir, name);
-	lb.seg = sg->num;
-	while (pos < sg->size) {
-		struct spool_frame fr;
-		struct spool_line ln;
-
-		if ((err = lbuf_line(sp, &lb, sg, pos, &ln)) < 0)
-			break;
-		if (ln.p && spool_frame_parse(ln.p, ln.len, &fr) == 0) {
-			good = ln.next;
-			*max_seq = max_u64(*max_seq, fr.seq);
-		}
-		pos = ln.next;
-	}
-	if (!err && good < sg->size) {
-		log_warn("spool: %s/%s: cutting off %" PRIu64 " byte(s) of torn or corrupt tail at"
-			 " offset %" PRIu64, sp->dir, name, sg->size - good, good);
-		if (ftruncate(lb.fd, (off_t)good) < 0 || fdatasync(lb.fd) < 0)
-			err = log_errno(-errno, "spool: cannot truncate %s/%s to %" PRIu64, sp->dir,
-					name, good);
-		else {
-			sp->total -= sg->size - good;
-			sg->size = good;
-		}
-	}
-	free(lb.buf);
-	if (err) {
-		close(lb.fd);
-		return err;
-	}
-	sp->fd = lb.fd;
-	return 0;
-}
-
-/* Where a reader with cursor c (have: a cursor file exists) stands now.
- * Anything doubtful puts it back to the start of a segment: the seq in
- * the cursor skips what it passed, so doubt costs a re-read, not a
- * duplicate or a loss. */
-static int reader_place(struct spool *sp, struct spool_reader *rd, const struct spool_cursor *c,
-			bool have)
-{
-	size_t i = seg_find(sp, have ? c->seg : 0);
-	struct spool_segment *sg;
-	const char *why = NULL;
-	char before;
-
-	if (i == sp->nsegs) {
-		i = sp->nsegs - 1;
-		why = "is beyond the newest segment";
-	}
-	sg = &sp->segs[i];
-	rd->seen_seq = have ? c->seq : 0;
-	rd->cur = (struct spool_pos){ sg->num, 0 };
-	if (!have || why) {
-		rd->seen_seq = max_u64(rd->seen_seq, sg->num - 1);
-	} else if (sg->num != c->seg) {
-		why = "names a deleted segment (its records are lost)";
-		rd->seen_seq = max_u64(rd->seen_seq, sg->num - 1);
-	} else if (c->off > sg->size) {
-		why = "is past the segment's end";
-	} else if (c->off > 0) {
-		int err = lbuf_attach(sp, &rd->lb, sg->num);
-		ssize_t n = err ? -1 : pread(rd->lb.fd, &before, 1, (off_t)(c->off - 1));
-
-		if (err)
-			return err;
-		if (n < 0)
-			return log_errno(-errno, "spool: cannot read %s/seg-%016" PRIx64 ".log",
-					 sp->dir, sg->num);
-		if (n != 1 || before != '\n')
-			why = "is not at the start of a frame";
-	}
-	if (have && !why)
-		rd->cur.off = c->off;
-	if (!have)
-		log_info("spool: %s: reader %s has no cursor yet; it starts at the oldest record",
-			 sp->dir, rd->name);
-	if (why)
-		log_warn("spool: %s/cursor-%s (segment %016" PRIx64 ", offset %" PRIu64 ") %s;"
-			 " reading on from the start of segment %016" PRIx64, sp->dir, rd->name,
-			 c->seg, c->off, why, sg->num);
-	rd->scan = rd->cur;
-	return 0;
-}
-
-static int readers_load(struct spool *sp, const struct spool_options *o, uint64_t max_seq)
-{
-	struct spool_cursor c[SPOOL_MAX_READERS] = { 0 };
-	bool have[SPOOL_MAX_READERS];
-	uint64_t next = max_u64(max_seq + 1, 1);
-	int err;
-
-	for (size_t i = 0; i < o->reader_count; i++) {
-		struct spool_reader *rd = &sp->readers[i];
-
-		snprintf(rd->name, sizeof(rd->name), "%s", o->readers[i]);
-		rd->lb.fd = -1;
-		sp->nreaders++;
-		if ((err = cursor_read(sp, rd->name, &c[i], &have[i])) < 0)
-			return err;
-		if (have[i])
-			next = max_u64(next, c[i].seq + 1);
-	}
-	/* A seq is never reused, even when every record was deleted. */
-	if (sp->nsegs)
-		next = max_u64(next, seg_last(sp)->num + (seg_last(sp)->size ? 1 : 0));
-	sp->next_seq = next;
-	if (!sp->nsegs && (err = segment_create(sp, next)) < 0)
-		return err;
-	for (size_t i = 0; i < sp->nreaders; i++)
-		if ((err = reader_place(sp, &sp->readers[i], &c[i], have[i])) < 0)
-			return err;
-	return 0;
-}
-
-static int spool_load(struct spool *sp, const struct spool_options *o)
-{
-	uint64_t max_seq = 0;
-	int err;
-
-	if ((err = mkdir_parents(o->dir)) < 0)
-		return err;
-	sp->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sp->dirfd < 0)
-		return log_errno(-errno, "spool: cannot open directory %s", o->dir);
-	if (flock(sp->dirfd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK) {
-			log_error("spool: %s is in use by another spool", o->dir);
-			return -EBUSY;
-		}
-		return log_errno(-errno, "spool: cannot lock %s", o->dir);
-	}
-	if ((err = segments_load(sp)) < 0)
-		return err;
-	if (sp->nsegs && (err = tail_repair(sp, &max_seq)) < 0)
-		return err;
-	if ((err = readers_load(sp, o, max_seq)) < 0)
-		return err;
-	segments_drop_passed(sp);
-	if (sp->total > sp->max_bytes)
-		log_warn("spool: %s holds %" PRIu64 " bytes, above its bound of %" PRIu64
-			 "; appends fail until the readers catch up", sp->dir, sp->total,
-			 sp->max_bytes);
-	log_info("spool: %s: %zu segment(s), %" PRIu64 " bytes, next record %" PRIu64, sp->dir,
-		 sp->nsegs, sp->total, sp->next_seq);
-	return 0;
-}
-
-int spool_open(struct spool **out, const struct spool_options *opts)
-{
-	struct spool *sp;
-	int err;
-
-	*out = NULL;
-	if ((err = options_check(opts)) < 0)
-		return err;
-	sp = calloc(1, sizeof(*sp));
-	if (!sp || !(sp->dir = strdup(opts->dir))) {
-		free(sp);
-		return log_errno(-ENOMEM, "spool: %s", opts->dir);
-	}
-	sp->dirfd = sp->fd = -1;
-	sp->max_bytes = opts->max_bytes;
-	/* A segment is the unit of reclaim, so a small bound needs small ones. */
-	sp->roll_bytes = opts->max_bytes / 8 < SPOOL_SEGMENT_BYTES ? opts->max_bytes / 8 :
-								     SPOOL_SEGMENT_BYTES;
-	if ((err = -pthread_mutex_init(&sp->lock, NULL)) < 0) {
-		free(sp->dir);
-		free(sp);
-		return log_errno(err, "spool: %s: mutex", opts->dir);
-	}
-	if ((err = spool_load(sp, opts)) < 0) {
-		spool_close(sp);
-		return err;
-	}
-	*out = sp;
-	return 0;
-}
-
-void spool_close(struct spool *sp)
-{
-	if (!sp)
-		return;
-	for (size_t i = 0; i < sp->nreaders; i++) {
-		lbuf_detach(&sp->readers[i].lb);
-		free(sp->readers[i].lb.buf);
-	}
-	if (sp->fd >= 0)
-		close(sp->fd);
-	if (sp->dirfd >= 0)
-		close(sp->dirfd);
-	pthread_mutex_destroy(&sp->lock);
-	for (size_t i = 0; i < sp->nsegs; i++)
-		free(sp->segs[i].bad);
-	free(sp->segs);
-	free(sp->dir);
-	free(sp);
-}
