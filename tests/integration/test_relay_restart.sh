@@ -11,7 +11,8 @@
 #   - every backend: the relay reloads the session from its runtime dir,
 #     the dispatcher's resync keeps the call (no "no longer knows" line),
 #     management `sessions` shows counters that never go back and keep
-#     growing, and after `remove` the final counters equal what arrived.
+#     growing, and after `remove` the final counters (the jsonl accounting
+#     record) equal what arrived.
 # A clean TERM at the end leaves no session file, pins, nftables table or
 # marked conntrack entries.
 set -u
@@ -58,10 +59,14 @@ listen_management = $R4:$MPORT
 management_use_tls = no
 log_level = DEBUG
 relay_timeout = 2
+accounting = jsonl
+accounting_file = $TMP/accounting.jsonl
+accounting_spool = $TMP/spool
 [TLS]
 certs_path = $TMP/tls
 EOF
 DLOG=$TMP/dispatcher.log
+ACCT=$TMP/accounting.jsonl
 nsenter --net="/run/netns/$NS_R" -- "$BIN/media-dispatcher" --no-fork --config-file "$TMP/dispatcher.ini" \
 	--runtime-dir "$TMP/disp" >"$DLOG" 2>&1 &
 DISP_PID=$!
@@ -153,15 +158,13 @@ print(sum(e.get("formatted", e)["value"]["packets"] for e in d))'
 # field NAME LINE: the value of NAME=value in LINE.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
-# The final statistics of a removed call, as the dispatcher logged them.
+# The final statistics of a removed call: its jsonl accounting record.
 final_counters() {
-	"$PY" - "$DLOG" "$1" <<'EOF'
+	wait_for 5 grep -qF "\"call_id\":\"$1\"" "$ACCT"
+	"$PY" - "$ACCT" "$1" <<'EOF'
 import json, sys
 for line in open(sys.argv[1], errors="replace"):
-    i = line.find("session ended: ")
-    if i < 0:
-        continue
-    o = json.loads(line[i + len("session ended: "):])
+    o = json.loads(line)
     if o.get("call_id") == sys.argv[2]:
         st = o["streams"][0]
         print(st["caller_packets"], st["callee_packets"], st["caller_bytes"], st["callee_bytes"])
