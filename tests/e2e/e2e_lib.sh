@@ -437,10 +437,11 @@ check_t38() {
 
 check_gone() { check "$1: the relay has no session after the call" wait_for 5 sessions_empty; }
 
-# log_clean DESCRIPTION REGEX LOG: no line of LOG matches REGEX.
+# log_clean DESCRIPTION REGEX LOG [EXCEPT]: no line of LOG matches REGEX
+# (other than lines that also match EXCEPT).
 log_clean() {
 	local lines
-	lines=$(grep -E -- "$2" "$3")
+	lines=$(grep -E -- "$2" "$3" | grep -vE -- "${4:-^\$^}")
 	if [ -z "$lines" ]; then
 		ok "$1"
 	else

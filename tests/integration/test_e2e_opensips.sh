@@ -237,9 +237,12 @@ run_mode() {
 	fi
 	ok "$name: OpenSIPS starts and listens on $R4:$SIP_PORT and $MI_SOCK"
 	for calls in "$@"; do "$calls" "$mode"; done
-	# (before stopping it: shutting down has its own noise)
+	# (before stopping it: shutting down has its own noise). OpenSIPS
+	# warns when its own timer process ran late on a busy machine ("timer
+	# job <x> has a N us delay"), which says nothing about us.
 	log_clean "$name: OpenSIPS logged no error or warning" \
-		'\] (WARNING|ERROR|CRITICAL|ALERT|BUG):' "$TMP/opensips-$name.log"
+		'\] (WARNING|ERROR|CRITICAL|ALERT|BUG):' "$TMP/opensips-$name.log" \
+		'WARNING:core:handle_timer_job: .*timer job <[^>]*> has a [0-9]+ us delay'
 	stop_opensips
 }
 
