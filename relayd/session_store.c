@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -210,6 +213,23 @@ static uint64_t monotonic_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* A write's outcome, logged once per outage; the refresh timer retries. */
+static void store_saved(struct session_store *st, int rc)
+{
+	if (rc) {
+		if (!st->failing)
+			log_errno(rc, "session table: cannot write %s; retrying every %u s",
+				  st->path, st->refresh_s);
+		st->failing = true;
+		st->dirty = true;
+		return;
+	}
+	if (st->failing)
+		log_info("session table: %s written again", st->path);
+	st->failing = false;
+}
+
+/* Builds the image and writes it, in this process. */
 static int store_save(struct session_store *st)
 {
 	char *text = NULL;
@@ -219,26 +239,105 @@ static int store_save(struct session_store *st)
 		rc = write_atomically(st->path, text);
 	free(text);
 	st->last_write_ms = monotonic_ms();
-	if (rc) {
-		/* once per outage; the refresh timer keeps trying */
-		if (!st->failing)
-			log_errno(rc, "session table: cannot write %s; retrying every %u s",
-				  st->path, st->refresh_s);
-		st->failing = true;
-		return rc;
-	}
-	if (st->failing)
-		log_info("session table: %s written again", st->path);
-	st->failing = false;
 	st->dirty = false;
-	return 0;
+	store_saved(st, rc);
+	return rc;
+}
+
+/* Waits for the writer child, if any, and takes its result. */
+static void writer_reap(struct session_store *st, bool block)
+{
+	int status, rc;
+	pid_t got;
+
+	if (st->writer <= 0)
+		return;
+	do
+		got = waitpid(st->writer, &status, block ? 0 : WNOHANG);
+	while (got < 0 && errno == EINTR);
+	if (got == 0)
+		return; /* still running */
+	if (got < 0)
+		rc = -errno;
+	else if (WIFEXITED(status))
+		rc = -WEXITSTATUS(status);
+	else
+		rc = -EINTR; /* killed: its tmp file never replaced the table */
+	if (st->writer_done) {
+		int pidfd = event_get_fd(st->writer_done);
+
+		event_free(st->writer_done);
+		st->writer_done = NULL;
+		close(pidfd);
+	}
+	st->writer = 0;
+	store_saved(st, rc);
+}
+
+static void on_writer_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct session_store *st = arg;
+
+	(void)fd;
+	(void)what;
+	writer_reap(st, true);
+	if (st->again) {
+		st->again = false;
+		session_store_changed(st);
+	}
+}
+
+/* Writes the table without stalling the event loop: building the image of
+ * thousands of sessions and formatting it takes tens of milliseconds, long
+ * enough to miss the dispatcher's per-request deadline (D2). A forked child
+ * gets a copy-on-write snapshot of the table for free, writes the file
+ * atomically and exits with 0 or the errno; the loop only forks. The relay
+ * is single-threaded, so the child may use malloc and friends. Falls back
+ * to writing in this process when it cannot fork. */
+static void store_save_async(struct session_store *st)
+{
+	int pidfd, rc;
+	pid_t pid;
+
+	if (st->writer > 0) {
+		st->again = true; /* its snapshot predates this change */
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		char *text = NULL;
+
+		rc = session_store_snapshot(st->table, &text);
+		if (!rc)
+			rc = write_atomically(st->path, text);
+		_exit(rc < 0 && -rc < 256 ? -rc : (rc ? EIO : 0));
+	}
+	if (pid < 0) {
+		store_save(st);
+		return;
+	}
+	st->writer = pid;
+	st->last_write_ms = monotonic_ms();
+	st->dirty = false;
+	pidfd = pidfd_open(pid, 0);
+	st->writer_done = pidfd < 0 ? NULL :
+			  event_new(st->base, pidfd, EV_READ, on_writer_done, st);
+	if (!st->writer_done || event_add(st->writer_done, NULL)) {
+		/* No way to hear about it: wait here instead. */
+		if (st->writer_done)
+			event_free(st->writer_done);
+		st->writer_done = NULL;
+		writer_reap(st, true);
+		if (pidfd >= 0)
+			close(pidfd);
+	}
 }
 
 static void on_debounce(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	store_save(arg);
+	store_save_async(arg);
 }
 
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
@@ -248,7 +347,7 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (st->dirty || session_table_count(st->table))
-		store_save(st);
+		store_save_async(st);
 }
 
 void session_store_changed(void *store)
@@ -293,6 +392,7 @@ int session_store_new(struct session_store **out, const struct session_store_opt
 	if (!st)
 		return -ENOMEM;
 	snprintf(st->path, sizeof(st->path), "%s", opts->path);
+	st->base = opts->base;
 	st->stream_timeout = opts->stream_timeout;
 	st->refresh_s = half && half < SESSION_STORE_REFRESH_S ? half : SESSION_STORE_REFRESH_S;
 	st->debounce = evtimer_new(opts->base, on_debounce, st);
@@ -322,6 +422,9 @@ int session_store_flush(struct session_store *st)
 		return 0;
 	if (evtimer_pending(st->debounce, NULL))
 		evtimer_del(st->debounce);
+	/* A child still writing an older snapshot must not rename it over
+	 * this one afterwards. */
+	writer_reap(st, true);
 	return store_save(st);
 }
 
@@ -331,6 +434,9 @@ void session_store_free(struct session_store *st, bool remove_file)
 
 	if (!st)
 		return;
+	if (st->writer > 0 && remove_file)
+		kill(st->writer, SIGKILL); /* its table is about to be deleted */
+	writer_reap(st, true);
 	if (st->debounce)
 		event_free(st->debounce);
 	if (st->refresh)

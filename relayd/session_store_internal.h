@@ -6,6 +6,9 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
 
 #include "session_store.h"
 #include "session_store_image.h"
@@ -16,8 +19,15 @@ struct session_store {
 	unsigned int refresh_s;
 	struct session_table *table;   /* set once loaded: from then on we write */
 	struct event *debounce, *refresh;
+	struct event_base *base;
 	uint64_t last_write_ms;        /* CLOCK_MONOTONIC */
 	bool dirty, loading, failing;
+	/* The writer child (see store_save_async): its pid, a pidfd that
+	 * becomes readable when it exits, and whether a change came in while
+	 * it ran (its snapshot is then already old). */
+	pid_t writer;
+	struct event *writer_done;
+	bool again;
 };
 
 /* Both clocks read at one moment, to convert the data plane's monotonic
