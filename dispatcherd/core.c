@@ -29,40 +29,66 @@ static const char *json_string_field(struct json_object *obj, const char *name)
 	return json_object_get_string(v);
 }
 
-/* Whether the relay's `sessions` array holds (call_id, from_tag). */
-static bool sessions_contain(struct json_object *list, const char *call_id,
-			     const char *from_tag)
-{
-	size_t n = json_object_array_length(list);
+/* The relay's sessions as sorted (call_id, from_tag) pairs, so the
+ * resync costs O(n log n): a relay with thousands of calls used to stall
+ * the dispatcher for a second, comparing every call with every session. */
+struct session_key {
+	const char *call_id, *from_tag;
+};
 
+static int session_key_cmp(const void *a, const void *b)
+{
+	const struct session_key *x = a, *y = b;
+	int c = strcmp(x->call_id, y->call_id);
+
+	return c ? c : strcmp(x->from_tag, y->from_tag);
+}
+
+static struct session_key *session_keys(struct json_object *list, size_t *count)
+{
+	size_t n = json_object_array_length(list), k = 0;
+	struct session_key *keys = calloc(n ? n : 1, sizeof(*keys));
+
+	if (!keys)
+		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(list, i);
 		const char *cid = json_string_field(s, "call_id");
 		const char *ftag = json_string_field(s, "from_tag");
 
-		if (cid && ftag && !strcmp(cid, call_id) && !strcmp(ftag, from_tag))
-			return true;
+		if (cid && ftag)
+			keys[k++] = (struct session_key){ cid, ftag };
 	}
-	return false;
+	qsort(keys, k, sizeof(*keys), session_key_cmp);
+	*count = k;
+	return keys;
 }
 
 /* §2.7: every call we map to this relay that it no longer knows is gone. */
 static void resync_apply(struct dispatcher_core *core, const char *ip, struct json_object *list)
 {
 	struct call *call = calls_first(core->calls), *next;
-	size_t dropped = 0;
+	size_t dropped = 0, count;
+	struct session_key *keys = session_keys(list, &count);
 
+	if (!keys) {
+		log_error("relay %s: out of memory for the resync; calls left as they are", ip);
+		return;
+	}
 	for (; call; call = next) {
+		struct session_key want = { call->call_id, call->from_tag };
+
 		next = calls_next(call);
 		if (strcmp(call->relay_ip, ip) || call->expire_time)
 			continue;
-		if (sessions_contain(list, call->call_id, call->from_tag))
+		if (bsearch(&want, keys, count, sizeof(*keys), session_key_cmp))
 			continue;
 		log_warn("relay %s no longer knows call %s (from_tag %s)%s", ip, call->call_id,
 			 call->from_tag, call->dialog_id ? "; its dialog should be ended" : "");
 		calls_remove(core->calls, call);
 		dropped++;
 	}
+	free(keys);
 	log_info("relay %s resynchronised: %zu session(s) on the relay, %zu stale call(s) dropped",
 		 ip, json_object_array_length(list), dropped);
 }
