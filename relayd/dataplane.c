@@ -104,6 +104,7 @@ int dataplane_open(struct dataplane *dp, struct event_base *base,
 		log_errno(err, "cannot set up port_range %u:%u", range->start, range->end);
 		return -1;
 	}
+	ports_pool_limit_by_nofile(dp->pool);
 
 	fopts.relay_ip = dp->relay_ip;
 	fopts.interfaces = &config->interfaces;

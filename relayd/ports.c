@@ -33,6 +33,7 @@ struct ports_pool {
 	unsigned int start;     /* first RTP port */
 	size_t npairs;
 	size_t taken;
+	size_t max_taken;       /* ports_take() refuses beyond; 0 = no cap */
 	struct pair_list free;  /* FIFO: take from head, release to tail */
 	struct pair_list bad;   /* could not be bound, oldest first */
 	struct pair_node *nodes;
@@ -213,7 +214,8 @@ int ports_take(struct ports_pool *pool, struct ports_pair *out)
 			recycle_bad(pool);
 			recycled = true;
 		}
-		if (pool->free.head == NIL)
+		if (pool->free.head == NIL ||
+		    (pool->max_taken && pool->taken >= pool->max_taken))
 			return -EBUSY;
 		i = pool->free.head;
 		list_unlink(pool, &pool->free, i);
@@ -322,4 +324,23 @@ int ports_raise_nofile_limit(const struct config_port_range *range)
 				 (unsigned long long)need);
 	log_debug("%s: open file limit raised to %llu", __func__, (unsigned long long)need);
 	return 0;
+}
+
+size_t ports_pool_limit_by_nofile(struct ports_pool *pool)
+{
+	struct rlimit rl;
+
+	pool->max_taken = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	if (rl.rlim_cur / 2 >= pool->npairs + PORTS_NOFILE_MARGIN / 2)
+		return 0; /* every pair fits */
+	pool->max_taken = rl.rlim_cur > PORTS_NOFILE_MARGIN ?
+			  (size_t)(rl.rlim_cur - PORTS_NOFILE_MARGIN) / 2 : 0;
+	if (!pool->max_taken)
+		pool->max_taken = 1; /* 0 would mean no cap */
+	log_warn("%s: the open file limit (%llu) allows %zu of the %zu port pairs; new "
+		 "sessions are refused beyond that", __func__, (unsigned long long)rl.rlim_cur,
+		 pool->max_taken, pool->npairs);
+	return pool->max_taken;
 }

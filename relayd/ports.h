@@ -68,4 +68,12 @@ void ports_get_usage(const struct ports_pool *pool, struct ports_usage *out);
  * or -errno from setrlimit(). */
 int ports_raise_nofile_limit(const struct config_port_range *range);
 
+/* Caps the pairs ports_take() hands out at what the open-file limit in
+ * force now allows (two descriptors a pair, PORTS_NOFILE_MARGIN kept for
+ * everything else), so a low hard limit makes new sessions get the D1
+ * `error` cleanly instead of failing halfway with EMFILE, and the session
+ * table and dispatcher links always have descriptors. Pairs restored with
+ * ports_take_specific() are not refused. Returns the cap (0 = none). */
+size_t ports_pool_limit_by_nofile(struct ports_pool *pool);
+
 #endif

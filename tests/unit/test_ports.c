@@ -283,6 +283,35 @@ static void test_raise_nofile_limit(void **state)
 	assert_true(old.rlim_cur >= want);
 }
 
+/* A hard limit too low for the range: new pairs stop at what the limit
+ * allows, with -EBUSY (D1), before any bind fails with EMFILE; restored
+ * pairs are not refused. */
+static void test_pairs_capped_by_nofile(void **state)
+{
+	struct ports_pool *pool = pool_of(100);
+	struct ports_pair pp[6], extra;
+	struct rlimit old, low;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(ports_pool_limit_by_nofile(pool), 0); /* the test's limit suffices */
+	low = old;
+	low.rlim_cur = PORTS_NOFILE_MARGIN + 2 * 5;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(ports_pool_limit_by_nofile(pool), 5);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(ports_take(pool, &pp[i]), 0);
+	assert_int_equal(ports_take(pool, &pp[5]), -EBUSY);
+	assert_int_equal(ports_take_specific(pool, port(99), &extra), 0);
+	ports_release(pool, &extra);
+	ports_release(pool, &pp[0]);
+	assert_int_equal(ports_take(pool, &pp[0]), 0);
+	for (int i = 0; i < 5; i++)
+		ports_release(pool, &pp[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ports_pool_free(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_take_specific),
 		cmocka_unit_test(test_ipv6_relay_ip),
 		cmocka_unit_test(test_raise_nofile_limit),
+		cmocka_unit_test(test_pairs_capped_by_nofile),
 	};
 
 	return cmocka_run_group_tests_name("ports", tests, setup, NULL);
