@@ -7,11 +7,14 @@
  * family) in relay_flows; check that the sender is the latched source. A
  * match is rewritten (addresses, ports, TTL, checksums, MACs) and sent with
  * XDP_TX, or XDP_REDIRECT through relay_tx_ports, to where bpf_fib_lookup
- * says the kernel would route it. Anything else goes XDP_PASS to the stack,
- * untouched, where the relay's sockets see it; relay_stats counts why.
+ * says the kernel would route it; the flow value caches that answer and
+ * looks it up again every RELAY_EGRESS_REFRESH packets (bpf/README.md,
+ * "Egress cache"). Anything else goes XDP_PASS to the stack, untouched,
+ * where the relay's sockets see it; relay_stats counts why.
  *
  * Every check that can end in XDP_PASS (TTL, FIB, neighbour, devmap) runs
- * before the first write, so a passed frame is the frame that arrived.
+ * before the first write to the frame, so a passed frame is the frame that
+ * arrived.
  *
  * Counting contract (PROTOCOL.md D4, relayd/forward.h): a flow's bytes,
  * packets and last_seen_ns move only for frames this program forwards.
@@ -19,8 +22,8 @@
  * packet is counted twice.
  *
  * Maps: relay_flows (user space writes entries, this program writes their
- * counters), relay_stats (this program counts, user space sums the CPUs),
- * relay_tx_ports (user space lists the interfaces it attached to; this
+ * counters and egress cache), relay_stats (this program counts, user space
+ * sums the CPUs), relay_tx_ports (user space lists the interfaces it attached to; this
  * program redirects only to those). Before load, user space may set
  * relay_port_min/relay_port_max and bpf_map__set_max_entries() on
  * relay_flows. With an empty flow map the program passes everything.
@@ -448,11 +451,22 @@ static __always_inline int rewrite_ipv6(void *data, void *end,
 	return 0;
 }
 
+/* Where a forwarded frame leaves: from the cache or a fresh lookup. The
+ * MACs as the Ethernet header has them (destination, source), aligned
+ * like the cache's so they move as one 8-byte and one 4-byte word. */
+struct relay_egress {
+	__u8  mac[12] __attribute__((aligned(8)));
+	__u32 ifindex;
+};
+
+#define MAC_LO(mac)	(*(__u64 *)(mac))
+#define MAC_HI(mac)	(*(__u32 *)((mac) + 8))
+
 /* Only untagged frames get here, so IP starts right after Ethernet. The
  * bounds checks come before any write: on failure the frame is untouched. */
 static __always_inline int relay_rewrite(struct xdp_md *ctx, const struct relay_pkt *pkt,
 					 const struct relay_flow_value *v,
-					 const struct bpf_fib_lookup *fib)
+					 const struct relay_egress *eg)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -467,8 +481,7 @@ static __always_inline int relay_rewrite(struct xdp_md *ctx, const struct relay_
 		err = rewrite_ipv6(data, end, v);
 	if (err)
 		return err;
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	__builtin_memcpy(eth, eg->mac, sizeof(eg->mac));
 	return 0;
 }
 
@@ -507,12 +520,108 @@ static __always_inline int relay_flow_check(const struct relay_flow_value *v,
 	return 0;
 }
 
+/*
+ * The egress cache (relay_structs.h, bpf/README.md). It holds for frames
+ * like the one that was looked up: same ingress interface, same tos /
+ * flowinfo (policy rules and multipath may look at them), an IP length the
+ * route's MTU check passed. And it is refreshed with a real lookup when
+ * the flow's packet counter (forwarded packets) is a multiple of
+ * RELAY_EGRESS_REFRESH, so route and neighbour changes reach a flow within
+ * that many packets.
+ *
+ * Concurrency: one flow's frames arrive on one RX queue (RSS hashes the
+ * 5-tuple), so one CPU reads and writes its cache. Should two CPUs meet on
+ * one entry, a writer clears `valid` first and sets it last, with compiler
+ * barriers between (x86 keeps stores in order); two writers store the same
+ * values unless the route changed between their lookups; a refresh that
+ * finds what is cached writes nothing. A reader can only see a mix of old
+ * and new MACs while another CPU rewrites the entry for a changed route,
+ * i.e. while packets of the old route are still in flight anyway.
+ */
+static __always_inline __u32 relay_egress_tos(const struct relay_pkt *pkt)
+{
+	return pkt->key.family == RELAY_FAMILY_INET ? pkt->tos : pkt->flowinfo;
+}
+
+/* True, with *eg filled, when the cached egress may be used for this frame. */
+static __always_inline bool relay_egress_cached(__u32 ingress, const struct relay_pkt *pkt,
+						const struct relay_flow_value *v,
+						struct relay_egress *eg)
+{
+	const struct relay_flow_egress *c = &v->egress;
+
+	if (!(v->packets & (RELAY_EGRESS_REFRESH - 1)))
+		return false;
+	if (c->valid != RELAY_EGRESS_VALID)
+		return false;
+	barrier();	/* the marker before what it vouches for */
+	if (c->ingress != ingress || c->tos != relay_egress_tos(pkt) ||
+	    pkt->ip_len > c->max_len)
+		return false;
+	MAC_LO(eg->mac) = MAC_LO(c->mac);
+	MAC_HI(eg->mac) = MAC_HI(c->mac);
+	eg->ifindex = c->ifindex;
+	return true;
+}
+
+static __always_inline void relay_egress_invalidate(struct relay_flow_value *v)
+{
+	if (v->egress.valid)
+		v->egress.valid = 0;
+}
+
+/* After a successful lookup that led to a forward. A longer packet only
+ * raises max_len; a refresh starts it again from this packet. */
+static __always_inline void relay_egress_store(__u32 ingress, const struct relay_pkt *pkt,
+					       struct relay_flow_value *v,
+					       const struct relay_egress *eg)
+{
+	struct relay_flow_egress *c = &v->egress;
+	__u32 tos = relay_egress_tos(pkt);
+
+	if (c->valid == RELAY_EGRESS_VALID && MAC_LO(c->mac) == MAC_LO(eg->mac) &&
+	    MAC_HI(c->mac) == MAC_HI(eg->mac) && c->ifindex == eg->ifindex &&
+	    c->ingress == ingress && c->tos == tos) {
+		if (c->max_len != pkt->ip_len)
+			c->max_len = pkt->ip_len;
+		return;
+	}
+	c->valid = 0;
+	barrier();
+	MAC_LO(c->mac) = MAC_LO(eg->mac);
+	MAC_HI(c->mac) = MAC_HI(eg->mac);
+	c->ifindex = eg->ifindex;
+	c->ingress = ingress;
+	c->tos = tos;
+	c->max_len = pkt->ip_len;
+	barrier();
+	c->valid = RELAY_EGRESS_VALID;
+}
+
+/* A real lookup: 0 with *eg filled, or the reason to pass. */
+static __always_inline int relay_egress_lookup(struct xdp_md *ctx, const struct relay_pkt *pkt,
+					       const struct relay_flow_value *v,
+					       struct relay_egress *eg)
+{
+	struct bpf_fib_lookup fib = {};
+	int reason = relay_fib(ctx, pkt, v, &fib);
+
+	if (reason)
+		return reason;
+	__builtin_memcpy(eg->mac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eg->mac + ETH_ALEN, fib.smac, ETH_ALEN);
+	eg->ifindex = fib.ifindex;
+	return 0;
+}
+
 /* Returns the stats reason and sets *verdict when the frame is sent. */
 static __always_inline int relay_forward(struct xdp_md *ctx, struct relay_pkt *pkt,
 					 __u32 *verdict)
 {
-	struct bpf_fib_lookup fib = {};
+	__u32 ingress = ctx->ingress_ifindex;
+	struct relay_egress eg;
 	struct relay_flow_value *v;
+	bool fresh = false;
 	__u32 action;
 	int reason;
 
@@ -520,20 +629,30 @@ static __always_inline int relay_forward(struct xdp_md *ctx, struct relay_pkt *p
 	reason = relay_flow_check(v, pkt);
 	if (reason || !v)	/* !v never gets past the check; the verifier wants it */
 		return reason;
-	reason = relay_fib(ctx, pkt, v, &fib);
-	if (reason)
-		return reason;
-	if (fib.ifindex == ctx->ingress_ifindex) {
+	if (!relay_egress_cached(ingress, pkt, v, &eg)) {
+		reason = relay_egress_lookup(ctx, pkt, v, &eg);
+		if (reason) {
+			relay_egress_invalidate(v);
+			return reason;
+		}
+		fresh = true;
+	}
+	if (eg.ifindex == ingress) {
 		action = XDP_TX;
 	} else {
 		/* Falls back to XDP_PASS when the egress interface is not in
 		 * the devmap; the redirect itself happens after we return,
-		 * so the rewrite below may follow. */
-		action = bpf_redirect_map(&relay_tx_ports, fib.ifindex, XDP_PASS);
-		if (action != XDP_REDIRECT)
+		 * so the rewrite below may follow. A cache that names such
+		 * an interface is dropped, so the next frame looks again. */
+		action = bpf_redirect_map(&relay_tx_ports, eg.ifindex, XDP_PASS);
+		if (action != XDP_REDIRECT) {
+			relay_egress_invalidate(v);
 			return RELAY_STAT_PASS_NO_TX_PORT;
+		}
 	}
-	if (relay_rewrite(ctx, pkt, v, &fib))
+	if (fresh)
+		relay_egress_store(ingress, pkt, v, &eg);
+	if (relay_rewrite(ctx, pkt, v, &eg))
 		return RELAY_STAT_PASS_MALFORMED;
 	relay_flow_account(v, pkt->payload_len);
 	*verdict = action;

@@ -48,8 +48,39 @@ struct relay_flow_key {
 };
 
 /*
+ * The program's cache of bpf_fib_lookup() for one flow (bpf/README.md,
+ * "Egress cache"): where the rewritten packet leaves and with which MACs.
+ * User space writes it as zeroes (valid == 0: look up) and never relies on
+ * it; the program fills it after a successful lookup, uses it while it
+ * holds, and looks up again every RELAY_EGRESS_REFRESH forwarded packets of
+ * the flow, and whenever the frame differs from what was looked up
+ * (ingress interface, TOS / traffic class and flow label, an IP packet
+ * longer than any the route's MTU check passed since the last refresh).
+ *
+ * The 12 MAC bytes sit as the Ethernet header has them, 8-byte aligned, so
+ * the program reads and writes them as one 8-byte and one 4-byte access.
+ */
+struct relay_flow_egress {
+	__u8  mac[12];			/* destination MAC, then source MAC */
+	__u32 ifindex;			/* egress interface */
+	__u32 ingress;			/* ingress ifindex the lookup was made for */
+	__u32 tos;			/* the lookup's tos (v4 TOS) or flowinfo (v6), as sent */
+	__u32 max_len;			/* longest IP packet (host order) the MTU check passed */
+	__u8  valid;			/* RELAY_EGRESS_VALID, or 0: look up; written last */
+	__u8  pad[3];			/* always zero */
+} __attribute__((aligned(8)));
+
+#define RELAY_EGRESS_VALID	1
+
+/* Forwarded packets of a flow between two real lookups: the cache is
+ * refreshed when the flow's packet counter is a multiple of this (a power
+ * of two), so a route or neighbour change reaches a flow within this many
+ * packets (~5 s of one 50 pps RTP stream). */
+#define RELAY_EGRESS_REFRESH	256
+
+/*
  * Flow map value. User space writes the first block (match + rewrite); the
- * XDP program writes only the counters.
+ * XDP program writes only the counters and the egress cache.
  *
  * Counters: only frames the program forwards (XDP_TX or a successful
  * redirect) are counted here; frames it passes reach the relay's sockets
@@ -65,6 +96,8 @@ struct relay_flow_key {
  * Writing an entry replaces the counters too: before replacing or deleting
  * an entry, user space reads the counters and adds them to its own totals
  * (PROTOCOL.md §7: counters of successive forwarding rules accumulate).
+ * It writes the egress block as zeroes, never as read back: a copy taken
+ * while the program refreshes it may be half old, half new.
  */
 struct relay_flow_value {
 	/* match: only packets from the latched source take the fast path */
@@ -80,7 +113,9 @@ struct relay_flow_value {
 	/* counters, written by the XDP program (D4: UDP payload bytes) */
 	__u64 bytes;			/* UDP payload bytes received from src */
 	__u64 packets;			/* packets received from src */
-	__u64 last_seen_ns;		/* bpf_ktime_get_ns() of the last one (CLOCK_MONOTONIC) */
+	__u64 last_seen_ns;		/* coarse CLOCK_MONOTONIC of the last one */
+	/* the program's bpf_fib_lookup cache; user space writes zeroes */
+	struct relay_flow_egress egress;
 };
 
 /*
@@ -118,7 +153,10 @@ struct relay_stat {
 };
 
 _Static_assert(sizeof(struct relay_flow_key) == 20, "relay_flow_key is BPF ABI");
-_Static_assert(sizeof(struct relay_flow_value) == 80, "relay_flow_value is BPF ABI");
+_Static_assert(sizeof(struct relay_flow_egress) == 32, "relay_flow_egress is BPF ABI");
+_Static_assert(sizeof(struct relay_flow_value) == 112, "relay_flow_value is BPF ABI");
+_Static_assert(__builtin_offsetof(struct relay_flow_value, egress) % 8 == 0,
+	       "the cached MACs are read as an 8-byte and a 4-byte word");
 _Static_assert(__builtin_offsetof(struct relay_flow_value, bytes) % 8 == 0,
 	       "counters must be 8-byte aligned for atomic adds");
 _Static_assert(__builtin_offsetof(struct relay_flow_value, src_addr) % 4 == 0,

@@ -116,9 +116,10 @@ static int flow_put(int fd, const struct forward_flow *f, struct relay_flow_valu
 	if (*had_old) {
 		cmp = *old;
 		counters_carry(&cmp, &val);
+		cmp.egress = val.egress; /* the program's route cache is not ours */
 		if (!memcmp(&cmp, &val, sizeof(val)))
 			return 0;
-		counters_carry(&val, old);
+		counters_carry(&val, old); /* with the cache zeroed: invalid */
 	}
 	if (bpf_map_update_elem(fd, &key, &val, BPF_ANY))
 		return -errno;
@@ -129,13 +130,18 @@ static void flow_undo(int fd, const struct forward_flow *f, const struct relay_f
 		      bool had_old)
 {
 	struct relay_flow_key key;
+	struct relay_flow_value v;
 
 	if (key_from_local(&f->local, &key))
 		return;
-	if (had_old)
-		bpf_map_update_elem(fd, &key, old, BPF_ANY);
-	else
+	if (!had_old) {
 		bpf_map_delete_elem(fd, &key);
+		return;
+	}
+	v = *old;
+	/* a cache read back may be torn: the program looks up again */
+	memset(&v.egress, 0, sizeof(v.egress));
+	bpf_map_update_elem(fd, &key, &v, BPF_ANY);
 }
 
 /* 0, -ENOENT (c zeroed), or another -errno. */

@@ -13,8 +13,12 @@
  * output frame against one built independently (a passed frame must be
  * the input, untouched), both checksums with a full reference
  * recomputation, the per-reason stats (summed over CPUs) and the flow
- * counters (moved only when forwarded). Then it measures the miss and
- * match paths (the "# ... ns/packet" lines). Needs root; prints TAP.
+ * counters (moved only when forwarded), and that a forwarded frame left
+ * where the flow's egress cache now says. The cache itself (bpf_fib_lookup
+ * result per flow) is exercised by changing neighbours, routes' MTU, TOS /
+ * flow label and the ingress interface between frames. Then it measures
+ * the miss and match paths (the "# ... ns/packet" lines). Needs root;
+ * prints TAP.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -93,6 +97,10 @@ static struct port ports[PORT_COUNT] = {
 /* Neighbours with permanent entries: the MACs a forwarded frame goes to. */
 static const uint8_t neigh_rx[6] = { 2, 0, 0, 0, 1, 0x99 };
 static const uint8_t neigh_tx[6] = { 2, 0, 0, 0, 2, 0x99 };
+/* What the egress cache tests change a neighbour to, and a made-up MAC
+ * that no lookup can return. */
+static const uint8_t neigh_new[6] = { 2, 0, 0, 0, 2, 0x77 };
+static const uint8_t mac_bogus[6] = { 2, 0, 0, 0, 1, 0x55 };
 
 /* Must agree with ports[], neigh_*[] and flows[]; a disagreement fails
  * cases, it cannot make them pass. Forwarding on for all, then per
@@ -121,7 +129,13 @@ static const char netns_script[] =
 	"ip neigh add 203.0.113.20 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n"
 	"ip neigh add 100.64.4.9 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n"
 	"ip neigh add 2001:db8:2::9 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n"
-	"ip neigh add 100.64.3.9 lladdr 02:00:00:00:03:99 dev nd0 nud permanent\n";
+	"ip neigh add 100.64.3.9 lladdr 02:00:00:00:03:99 dev nd0 nud permanent\n"
+	/* the egress cache flows: own neighbours (the tests change them) and
+	 * host routes with an MTU */
+	"ip route add 203.0.113.30/32 dev tx0 mtu lock 300\n"
+	"ip -6 route add 2001:db8:2::30/128 dev tx0 mtu lock 1280\n"
+	"ip neigh add 203.0.113.30 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n"
+	"ip neigh add 2001:db8:2::30 lladdr 02:00:00:00:02:99 dev tx0 nud permanent\n";
 
 /* 0, or why the namespace could not be made (a skip, not a failure). */
 static const char *netns_enter(void)
@@ -175,6 +189,8 @@ enum flow_id {
 	FLOW_V6_TX,
 	FLOW_V6_NO_NEIGH,
 	FLOW_V6_NO_ROUTE,
+	FLOW_V4_CACHE,		/* egress cache tests: tx0, neighbour and MTU change */
+	FLOW_V6_CACHE,
 	FLOW_COUNT
 };
 
@@ -207,6 +223,8 @@ static const struct flow_def flows[FLOW_COUNT] = {
 	[FLOW_V6_TX] = V6_FLOW(50032, "2001:db8:1::9", PORT_RX, neigh_rx),
 	[FLOW_V6_NO_NEIGH] = V6_FLOW(50036, "2001:db8:2::a", PORT_TX, NULL),
 	[FLOW_V6_NO_ROUTE] = V6_FLOW(50040, "2001:db8:ff::1", PORT_TX, NULL),
+	[FLOW_V4_CACHE] = V4_FLOW(50044, "203.0.113.30", PORT_TX, neigh_tx),
+	[FLOW_V6_CACHE] = V6_FLOW(50048, "2001:db8:2::30", PORT_TX, neigh_tx),
 };
 
 /* IPv6 as is, IPv4 as ::ffff:a.b.c.d, as relay_structs.h wants. */
@@ -237,23 +255,47 @@ static void flow_key(enum flow_id id, struct relay_flow_key *k)
 	k->family = family_code(d->family);
 }
 
-static int flow_insert(struct relay_bpf *skel, enum flow_id id)
+/* The value as the relay writes it: counters and egress cache zero. */
+static void flow_value(enum flow_id id, struct relay_flow_value *v)
 {
 	const struct flow_def *d = &flows[id];
-	struct relay_flow_value v;
+
+	memset(v, 0, sizeof(*v));
+	addr_mapped(d->family, d->src, v->src_addr);
+	addr_mapped(d->family, d->dst, v->dst_addr);
+	addr_mapped(d->family, d->new_src, v->new_src_addr);
+	v->src_port = htons(d->src_port);
+	v->dst_port = htons(d->dst_port);
+	v->new_src_port = htons(d->new_src_port);
+	v->family = family_code(id == FLOW_V4_BAD_FAMILY ? AF_INET6 : d->family);
+}
+
+static int flow_write(struct relay_bpf *skel, enum flow_id id,
+		      const struct relay_flow_value *v, __u64 flags)
+{
 	struct relay_flow_key k;
 
-	memset(&v, 0, sizeof(v));
 	flow_key(id, &k);
-	addr_mapped(d->family, d->src, v.src_addr);
-	addr_mapped(d->family, d->dst, v.dst_addr);
-	addr_mapped(d->family, d->new_src, v.new_src_addr);
-	v.src_port = htons(d->src_port);
-	v.dst_port = htons(d->dst_port);
-	v.new_src_port = htons(d->new_src_port);
-	v.family = family_code(id == FLOW_V4_BAD_FAMILY ? AF_INET6 : d->family);
-	return bpf_map_update_elem(bpf_map__fd(skel->maps.relay_flows), &k, &v,
-				   BPF_NOEXIST);
+	return bpf_map_update_elem(bpf_map__fd(skel->maps.relay_flows), &k, v, flags);
+}
+
+static int flow_insert(struct relay_bpf *skel, enum flow_id id)
+{
+	struct relay_flow_value v;
+
+	flow_value(id, &v);
+	return flow_write(skel, id, &v, BPF_NOEXIST);
+}
+
+/* Rewrites the entry as the relay does when a stream changes: the
+ * counters start again and the egress cache is invalid. */
+static bool flow_reset(struct relay_bpf *skel, enum flow_id id)
+{
+	struct relay_flow_value v;
+
+	flow_value(id, &v);
+	return check(flow_write(skel, id, &v, BPF_EXIST) == 0, "rewriting flow %d: %s", id,
+		     strerror(errno));
 }
 
 static int flow_read(struct relay_bpf *skel, enum flow_id id,
@@ -296,6 +338,8 @@ struct frame_def {
 	bool empty;		/* no payload, not the default 172 bytes */
 	bool ttl_zero;		/* TTL 0, not the default 64 */
 	bool zero_sum;		/* payload tuned: forwarded UDP checksum computes to 0 */
+	bool set_tos;		/* .tos replaces the IPv4 TOS / the IPv6 flow label */
+	uint32_t tos;
 };
 
 static void def_defaults(const struct frame_def *fd, struct frame_spec *s)
@@ -341,6 +385,43 @@ static void def_resolve(const struct frame_def *fd, struct frame_spec *s)
 		s->set_word = true;
 		s->word = frame_zero_sum_word(&fwd);
 	}
+}
+
+/* The frame builder has no TOS / flow label knob: patched in afterwards.
+ * Neither is in the UDP pseudo-header; the IPv4 header checksum is redone. */
+static void frame_set_tos(const struct frame_def *fd, struct frame *f)
+{
+	uint8_t *ip = f->buf + f->ip_off;
+
+	if (!fd->set_tos)
+		return;
+	if (f->family == AF_INET) {
+		ip[1] = (uint8_t)fd->tos;
+		put16(ip + 10, 0);
+		put16(ip + 10, csum_fold(csum_add(0, ip, 4 * (ip[0] & 0xf))));
+	} else {
+		ip[1] = (uint8_t)((ip[1] & 0xf0) | ((fd->tos >> 16) & 0x0f));
+		put16(ip + 2, (uint16_t)fd->tos);
+	}
+}
+
+/* What the program sees as the lookup's tos / flowinfo for this frame. */
+static uint32_t frame_tos_key(const struct frame *f)
+{
+	const uint8_t *ip = f->buf + f->ip_off;
+	uint32_t w;
+
+	if (f->family == AF_INET)
+		return ip[1];
+	memcpy(&w, ip, 4);
+	return w & htonl(0x0fffffff);
+}
+
+static uint32_t frame_ip_len(const struct frame *f)
+{
+	const uint8_t *ip = f->buf + f->ip_off;
+
+	return f->family == AF_INET ? get16(ip + 2) : 40u + get16(ip + 4);
 }
 
 /* ---- stats -------------------------------------------------------------- */
@@ -415,7 +496,22 @@ struct expect {
 	enum relay_stat_reason reason;
 	enum flow_id flow;
 	uint64_t payload;		/* bytes the flow must gain */
+	const struct port *via;		/* leaves here; NULL: the flow's egress */
+	const uint8_t *next_hop;	/* to this MAC; NULL: the flow's next hop */
 };
+
+static const struct port *expect_via(const struct expect *want)
+{
+	return want->via ? want->via : &ports[flows[want->flow].egress];
+}
+
+static const uint8_t *expect_next_hop(const struct expect *want)
+{
+	return want->next_hop ? want->next_hop : flows[want->flow].next_hop;
+}
+
+/* Where test frames arrive (ctx ingress_ifindex). */
+static enum port_id run_ingress = PORT_RX;
 
 struct run_state {
 	struct stats stats;
@@ -453,6 +549,21 @@ static bool stats_moved(const struct run_state *a, const struct run_state *b,
 	return ok;
 }
 
+/* After a forward the cache is valid and names where the frame went. */
+static bool egress_says(const struct relay_flow_egress *e, const struct expect *want)
+{
+	const struct port *via = expect_via(want);
+	const uint8_t *nh = expect_next_hop(want);
+
+	return check(e->valid == RELAY_EGRESS_VALID, "egress cache invalid after a forward") &&
+	       check(e->ifindex == via->ifindex && e->ingress == ports[run_ingress].ifindex,
+		     "egress cache: out of ifindex %u for ingress %u, want %u for %u",
+		     e->ifindex, e->ingress, via->ifindex, ports[run_ingress].ifindex) &&
+	       check(nh && !memcmp(e->mac, nh, 6) && !memcmp(e->mac + 6, via->mac, 6),
+		     "egress cache: MACs %02x..%02x %02x..%02x are not the frame's",
+		     e->mac[0], e->mac[5], e->mac[6], e->mac[11]);
+}
+
 static bool flows_moved(const struct run_state *a, const struct run_state *b,
 			const struct expect *want, uint64_t t0, uint64_t t1)
 {
@@ -462,8 +573,13 @@ static bool flows_moved(const struct run_state *a, const struct run_state *b,
 		const struct relay_flow_value *x = &a->flow[id], *y = &b->flow[id];
 
 		if (want->reason != RELAY_STAT_FORWARDED || id != (int)want->flow) {
-			ok &= check(!memcmp(x, y, sizeof(*x)),
+			ok &= check(!memcmp(x, y, __builtin_offsetof(struct relay_flow_value,
+								       egress)),
 				    "flow %d changed, but it did not forward", id);
+			/* a failed lookup may drop the cache, never fill it */
+			ok &= check(!y->egress.valid ||
+				    !memcmp(&x->egress, &y->egress, sizeof(x->egress)),
+				    "flow %d: egress cache filled without a forward", id);
 			continue;
 		}
 		ok &= check(y->packets == x->packets + 1,
@@ -485,15 +601,17 @@ static bool flows_moved(const struct run_state *a, const struct run_state *b,
 		/* the rewrite part is user space's; the program must not touch it */
 		ok &= check(!memcmp(x, y, __builtin_offsetof(struct relay_flow_value, bytes)),
 			    "flow match/rewrite fields changed");
+		ok &= egress_says(&y->egress, want);
 	}
 	return ok;
 }
 
+/* XDP_TX when the frame leaves where it arrived. */
 static __u32 verdict_of(const struct expect *want)
 {
 	if (want->reason != RELAY_STAT_FORWARDED)
 		return XDP_PASS;
-	return flows[want->flow].egress == PORT_RX ? XDP_TX : XDP_REDIRECT;
+	return expect_via(want) == &ports[run_ingress] ? XDP_TX : XDP_REDIRECT;
 }
 
 /* Output bytes as expected, and checksums right by full recomputation. */
@@ -519,7 +637,7 @@ static int test_run(struct relay_bpf *skel, const uint8_t *data, size_t len,
 {
 	struct xdp_md ctx = {
 		.data_end = (__u32)len,
-		.ingress_ifindex = ports[PORT_RX].ifindex,
+		.ingress_ifindex = ports[run_ingress].ifindex,
 	};
 	LIBBPF_OPTS(bpf_test_run_opts, opts,
 		.data_in = data,
@@ -573,18 +691,39 @@ static bool run_frame(struct relay_bpf *skel, const uint8_t *data, size_t len,
 	return ok;
 }
 
+/* The frame `fd` describes, and what it must become when forwarded as
+ * `want` says (from scratch: the flow's addresses, the egress MACs). */
+static void def_build(const struct frame_def *fd, struct frame *in)
+{
+	struct frame_spec s;
+
+	def_resolve(fd, &s);
+	frame_build(&s, in);
+	frame_set_tos(fd, in);
+}
+
+static void def_build_forwarded(const struct frame_def *fd, const struct expect *want,
+				struct frame *out)
+{
+	struct frame_spec s, fs;
+
+	def_resolve(fd, &s);
+	spec_forwarded(&s, want->flow, &fs);
+	fs.mac_src = expect_via(want)->mac;
+	fs.mac_dst = expect_next_hop(want);
+	frame_build(&fs, out);
+	frame_set_tos(fd, out);
+}
+
 static bool run_def(struct relay_bpf *skel, const struct frame_def *fd,
 		    const struct expect *want)
 {
-	struct frame_spec s, fs;
 	struct frame in, out;
 
-	def_resolve(fd, &s);
-	frame_build(&s, &in);
+	def_build(fd, &in);
 	if (want->reason != RELAY_STAT_FORWARDED)
 		return run_frame(skel, in.buf, in.len, want, NULL);
-	spec_forwarded(&s, want->flow, &fs);
-	frame_build(&fs, &out);
+	def_build_forwarded(fd, want, &out);
 	if (fd->zero_sum && !check(get16(out.buf + out.l4_off + 6) == 0xffff,
 				   "tuned frame's checksum is not 0xffff"))
 		return false;
@@ -766,7 +905,10 @@ static void test_truncated(struct relay_bpf *skel)
 	}
 }
 
-/* TESTING.md: bpf_fib_lookup wants forwarding on the ingress interface. */
+/* TESTING.md: bpf_fib_lookup wants forwarding on the ingress interface.
+ * The sysctl reaches a flow at its next lookup: at once for a value the
+ * relay has just written (cache invalid), as here; within
+ * RELAY_EGRESS_REFRESH packets for a cached one (test_egress_cache). */
 static void test_forwarding_off(struct relay_bpf *skel)
 {
 	static const struct {
@@ -783,13 +925,273 @@ static void test_forwarding_off(struct relay_bpf *skel)
 		const struct expect fwd = FWD(t[i].flow, 172);
 		bool ok;
 
-		ok = sysctl_write(t[i].path, "0") &&
+		ok = sysctl_write(t[i].path, "0") && flow_reset(skel, t[i].flow) &&
 		     check(run_def(skel, &def, &miss), "with forwarding off");
 		ok &= sysctl_write(t[i].path, "1") &&
 		      check(run_def(skel, &def, &fwd), "with forwarding back on");
 		tap(ok, "%s RTP passes as FIB miss while rx0 forwarding is off",
 		    flows[t[i].flow].family == AF_INET ? "IPv4" : "IPv6");
 	}
+}
+
+/* ---- the egress cache ------------------------------------------------------- */
+
+static bool ip_cmd(const char *fmt, ...)
+{
+	char cmd[256];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	return check(rc == 0, "`%s` failed (status %d)", cmd, rc);
+}
+
+static const char *mac_str(const uint8_t *m)
+{
+	static char buf[4][18];
+	static int n;
+	char *b = buf[n++ % 4];
+
+	snprintf(b, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+	return b;
+}
+
+/* Sets the flow destination's neighbour on tx0 (NULL: deletes it). */
+static bool neigh_set(enum flow_id id, const uint8_t *mac)
+{
+	const char *fam = flows[id].family == AF_INET ? "-4" : "-6";
+
+	if (!mac)
+		return ip_cmd("ip %s neigh del %s dev tx0", fam, flows[id].dst);
+	return ip_cmd("ip %s neigh replace %s lladdr %s dev tx0 nud permanent", fam,
+		      flows[id].dst, mac_str(mac));
+}
+
+/* `n` frames of `payload` bytes, each forwarded out of tx0 to `mac`. */
+static bool run_n(struct relay_bpf *skel, enum flow_id id, int n, uint16_t payload,
+		  const uint8_t *mac)
+{
+	const struct frame_def fd = ON(id, .spec.payload = payload);
+	const struct expect want = { .reason = RELAY_STAT_FORWARDED, .flow = id,
+				     .payload = payload, .next_hop = mac };
+	bool ok = true;
+
+	for (int i = 0; i < n && ok; i++)
+		ok = check(run_def(skel, &fd, &want), "frame %d of %d to %s", i + 1, n,
+			   mac_str(mac));
+	return ok;
+}
+
+static bool flow_read_ok(struct relay_bpf *skel, enum flow_id id, struct relay_flow_value *v)
+{
+	return check(flow_read(skel, id, v) == 0, "reading flow %d: %s", id, strerror(errno));
+}
+
+/* Per family: route MTU of the cache flow's host route, and payloads
+ * under it, longer but still under it, and over it. */
+struct cache_sizes {
+	uint16_t small, longer, over;
+};
+
+static const struct cache_sizes sizes_v4 = { 172, 250, 400 };	/* mtu 300 */
+static const struct cache_sizes sizes_v6 = { 172, 1000, 1300 };	/* mtu 1280 */
+
+/* A value the relay has just written (cache invalid, whatever else the
+ * cache bytes say) is looked up, and the lookup fills the cache. */
+static void test_cache_fresh(struct relay_bpf *skel, enum flow_id id)
+{
+	const struct frame_def fd = ON(id);
+	struct relay_flow_value v;
+	struct frame f;
+	bool ok;
+
+	def_build(&fd, &f);
+	flow_value(id, &v);
+	memcpy(v.egress.mac, mac_bogus, 6);
+	memcpy(v.egress.mac + 6, ports[PORT_ND].mac, 6);
+	v.egress.ifindex = ports[PORT_ND].ifindex;
+	v.egress.ingress = ports[PORT_RX].ifindex;
+	v.egress.tos = frame_tos_key(&f);
+	v.egress.max_len = 9000;
+	v.egress.valid = 0;
+	v.packets = 7;				/* not a refresh either */
+	ok = check(flow_write(skel, id, &v, BPF_EXIST) == 0, "write: %s", strerror(errno)) &&
+	     run_n(skel, id, 1, RTP_PAYLOAD, neigh_tx) && flow_read_ok(skel, id, &v);
+	ok = ok && check(v.egress.tos == frame_tos_key(&f), "cached tos %08x, want %08x",
+			 v.egress.tos, frame_tos_key(&f)) &&
+	     check(v.egress.max_len == frame_ip_len(&f), "cached max_len %u, want %u",
+		   v.egress.max_len, frame_ip_len(&f));
+	tap(ok, "%s: an invalid egress cache is not used; the lookup fills it",
+	    flows[id].family == AF_INET ? "IPv4" : "IPv6");
+}
+
+/*
+ * A valid cache is used without a lookup: made up here (a MAC no lookup
+ * returns, out of the ingress interface so the verdict is XDP_TX) with
+ * the packet counter just before a refresh. Two frames leave as the cache
+ * says; the third (counter 256) looks up and leaves as the FIB says.
+ */
+static void test_cache_used(struct relay_bpf *skel, enum flow_id id)
+{
+	const struct frame_def fd = ON(id);
+	const struct expect cached = { .reason = RELAY_STAT_FORWARDED, .flow = id,
+				       .payload = RTP_PAYLOAD, .via = &ports[PORT_RX],
+				       .next_hop = mac_bogus };
+	const struct expect looked_up = FWD(id, RTP_PAYLOAD);
+	struct relay_flow_value v;
+	struct frame f;
+	bool ok;
+
+	def_build(&fd, &f);
+	ok = flow_read_ok(skel, id, &v);
+	memcpy(v.egress.mac, mac_bogus, 6);
+	memcpy(v.egress.mac + 6, ports[PORT_RX].mac, 6);
+	v.egress.ifindex = ports[PORT_RX].ifindex;
+	v.egress.ingress = ports[PORT_RX].ifindex;
+	v.egress.tos = frame_tos_key(&f);
+	v.egress.max_len = 1500;
+	v.egress.valid = RELAY_EGRESS_VALID;
+	v.packets = 2 * RELAY_EGRESS_REFRESH - 2;
+	ok = ok && check(flow_write(skel, id, &v, BPF_EXIST) == 0, "write: %s", strerror(errno));
+	for (int i = 0; i < 2 && ok; i++)
+		ok = check(run_def(skel, &fd, &cached), "counter %llu: cached",
+			   (unsigned long long)v.packets + i);
+	ok = ok && check(run_def(skel, &fd, &looked_up), "counter %llu: refreshed",
+			 (unsigned long long)v.packets + 2);
+	tap(ok, "%s: a valid egress cache decides MACs and XDP_TX until the counter reaches "
+	    "a multiple of %d", flows[id].family == AF_INET ? "IPv4" : "IPv6",
+	    RELAY_EGRESS_REFRESH);
+}
+
+/* A cache naming an interface that is not in relay_tx_ports passes the
+ * frame (PASS_NO_TX_PORT, as a lookup would) and is dropped, so the next
+ * frame is looked up even between refreshes. */
+static void test_cache_no_tx_port(struct relay_bpf *skel, enum flow_id id)
+{
+	const struct frame_def fd = ON(id);
+	const struct expect pass = PASS(RELAY_STAT_PASS_NO_TX_PORT);
+	struct relay_flow_value v;
+	struct frame f;
+	bool ok;
+
+	def_build(&fd, &f);
+	ok = flow_read_ok(skel, id, &v);
+	memcpy(v.egress.mac, neigh_tx, 6);
+	memcpy(v.egress.mac + 6, ports[PORT_ND].mac, 6);
+	v.egress.ifindex = ports[PORT_ND].ifindex;
+	v.egress.ingress = ports[PORT_RX].ifindex;
+	v.egress.tos = frame_tos_key(&f);
+	v.egress.max_len = 1500;
+	v.egress.valid = RELAY_EGRESS_VALID;
+	v.packets = 3;
+	ok = ok && check(flow_write(skel, id, &v, BPF_EXIST) == 0, "write: %s", strerror(errno)) &&
+	     check(run_def(skel, &fd, &pass), "cache names nd0") && flow_read_ok(skel, id, &v) &&
+	     check(v.egress.valid == 0, "cache still valid after PASS_NO_TX_PORT") &&
+	     check(run_n(skel, id, 1, RTP_PAYLOAD, neigh_tx), "next frame: looked up");
+	tap(ok, "%s: a cached egress missing from relay_tx_ports passes the frame and drops "
+	    "the cache", flows[id].family == AF_INET ? "IPv4" : "IPv6");
+}
+
+/*
+ * The refresh bound with real neighbour changes: a new MAC is used from
+ * the RELAY_EGRESS_REFRESH-th packet after the change on (the cached one
+ * before); a deleted neighbour makes that refresh fail, which passes the
+ * frame (PASS_NO_NEIGH, as without the cache) and drops the cache.
+ */
+static void test_cache_refresh(struct relay_bpf *skel, enum flow_id id)
+{
+	const struct frame_def fd = ON(id);
+	const struct expect no_neigh = PASS(RELAY_STAT_PASS_NO_NEIGH);
+	const int n = RELAY_EGRESS_REFRESH - 1;
+	struct relay_flow_value v;
+	bool ok;
+
+	ok = flow_reset(skel, id) && run_n(skel, id, 1, RTP_PAYLOAD, neigh_tx) &&
+	     neigh_set(id, neigh_new) &&
+	     check(run_n(skel, id, n, RTP_PAYLOAD, neigh_tx), "after the change: cached") &&
+	     check(run_n(skel, id, 1, RTP_PAYLOAD, neigh_new), "refresh: the new MAC");
+	ok = ok && neigh_set(id, NULL) &&
+	     check(run_n(skel, id, n, RTP_PAYLOAD, neigh_new), "neighbour gone: cached") &&
+	     check(run_def(skel, &fd, &no_neigh), "refresh: no neighbour") &&
+	     flow_read_ok(skel, id, &v) &&
+	     check(v.egress.valid == 0, "egress cache still valid after a failed lookup") &&
+	     check(run_def(skel, &fd, &no_neigh), "and the frame after it");
+	ok &= neigh_set(id, neigh_tx);
+	tap(ok, "%s: a changed neighbour is used from the %dth frame after the change; a "
+	    "failed refresh passes the frame and invalidates the cache",
+	    flows[id].family == AF_INET ? "IPv4" : "IPv6", RELAY_EGRESS_REFRESH);
+}
+
+/*
+ * Between refreshes, a frame the cache does not vouch for is looked up:
+ * longer than any since the refresh (route MTU), another TOS / flow label,
+ * another ingress interface. Each time the neighbour changes first, so the
+ * new MAC shows the lookup. A lookup that fails (over the MTU) drops the
+ * cache, so the next frame looks up even between refreshes.
+ */
+static void test_cache_keys(struct relay_bpf *skel, enum flow_id id,
+			    const struct cache_sizes *sz)
+{
+	const uint32_t tos = flows[id].family == AF_INET ? 0x10 : 0x12345;
+	const struct frame_def small = ON(id, .spec.payload = sz->small),
+			       over = ON(id, .spec.payload = sz->over),
+			       tossed = ON(id, .spec.payload = sz->small, .set_tos = true, .tos = tos);
+	const struct expect miss = PASS(RELAY_STAT_PASS_FIB_MISS);
+	struct expect fwd = { .reason = RELAY_STAT_FORWARDED, .flow = id,
+			      .payload = sz->small, .next_hop = neigh_tx };
+	struct relay_flow_value v;
+	struct frame f;
+	bool ok;
+
+	def_build(&small, &f);
+	ok = flow_reset(skel, id) && run_n(skel, id, 2, sz->small, neigh_tx) &&
+	     /* longer: looked up, and max_len grows */
+	     neigh_set(id, neigh_new) &&
+	     check(run_n(skel, id, 1, sz->longer, neigh_new), "longer frame") &&
+	     flow_read_ok(skel, id, &v) &&
+	     check(v.egress.max_len == frame_ip_len(&f) + sz->longer - sz->small,
+		   "max_len %u after the longer frame", v.egress.max_len) &&
+	     neigh_set(id, neigh_tx) &&
+	     check(run_n(skel, id, 1, sz->small, neigh_new), "shorter frame: cached") &&
+	     check(run_n(skel, id, 1, sz->longer, neigh_new), "as long again: cached");
+	/* over the MTU: FIB miss, cache dropped, the next frame looks up */
+	ok = ok && check(run_def(skel, &over, &miss), "frame over the route MTU") &&
+	     flow_read_ok(skel, id, &v) && check(v.egress.valid == 0, "cache valid after FIB miss") &&
+	     check(run_n(skel, id, 1, sz->small, neigh_tx), "after the miss: looked up");
+	/* another TOS / flow label */
+	fwd.next_hop = neigh_new;
+	ok = ok && neigh_set(id, neigh_new) &&
+	     check(run_def(skel, &tossed, &fwd), "other TOS / flow label: looked up") &&
+	     flow_read_ok(skel, id, &v) &&
+	     check(v.egress.tos == (flows[id].family == AF_INET ? tos : htonl(tos)),
+		   "cached tos %08x", v.egress.tos) &&
+	     neigh_set(id, neigh_tx) &&
+	     check(run_def(skel, &tossed, &fwd), "same TOS / flow label again: cached");
+	/* another ingress interface (forwarding is on for nd0 too) */
+	run_ingress = PORT_ND;
+	fwd.next_hop = neigh_tx;
+	ok = ok && check(run_def(skel, &tossed, &fwd), "arriving on nd0: looked up");
+	run_ingress = PORT_RX;
+	ok &= neigh_set(id, neigh_tx);
+	tap(ok, "%s: a longer frame, another %s or another ingress interface is looked up; a "
+	    "failed lookup drops the cache", flows[id].family == AF_INET ? "IPv4" : "IPv6",
+	    flows[id].family == AF_INET ? "TOS" : "flow label");
+}
+
+static void test_egress_cache(struct relay_bpf *skel)
+{
+	test_cache_fresh(skel, FLOW_V4_CACHE);
+	test_cache_fresh(skel, FLOW_V6_CACHE);
+	test_cache_used(skel, FLOW_V4_CACHE);
+	test_cache_used(skel, FLOW_V6_CACHE);
+	test_cache_no_tx_port(skel, FLOW_V4_CACHE);
+	test_cache_refresh(skel, FLOW_V4_CACHE);
+	test_cache_refresh(skel, FLOW_V6_CACHE);
+	test_cache_keys(skel, FLOW_V4_CACHE, &sizes_v4);
+	test_cache_keys(skel, FLOW_V6_CACHE, &sizes_v6);
 }
 
 static void test_checksum_routine(void)
@@ -907,13 +1309,11 @@ static bool bench_repeat(struct relay_bpf *skel, const struct frame_def *def,
 			 enum relay_stat_reason reason, __u32 *ns)
 {
 	struct run_state before, after;
-	struct frame_spec s;
 	struct frame f;
 	__u32 retval;
 	int err;
 
-	def_resolve(def, &s);
-	frame_build(&s, &f);
+	def_build(def, &f);
 	if (!state_read(skel, &before))
 		return false;
 	err = test_run(skel, f.buf, f.len, NULL, BENCH_REPEAT, NULL, &retval, ns);
@@ -928,30 +1328,30 @@ static bool bench_repeat(struct relay_bpf *skel, const struct frame_def *def,
 /*
  * A forwarded frame cannot be timed with repeat: the kernel reruns the
  * program on the frame it rewrote, which no longer matches (and its TTL
- * would run out anyway). So time single runs of the forwarded frame and
- * of `base`, which stops at the FIB lookup, alternately; their difference
- * is what rewriting, counting and redirecting add (the per-run timer
- * overhead cancels). Returns that difference in ns.
+ * would run out anyway). So time single runs of forwarded frames (`fwd`,
+ * alternating between its two frames) and of `base`, which passes at a
+ * known step, alternately; their difference is what the steps after base's
+ * add (the per-run timer overhead cancels). Returns that difference in ns.
  */
-static bool bench_forward_delta(struct relay_bpf *skel, enum flow_id flow,
-				enum flow_id base, double *delta)
+static bool bench_forward_delta(struct relay_bpf *skel, const struct frame_def fwd[2],
+				const struct frame_def *base, double *delta)
 {
-	const struct frame_def fd = ON(flow), bd = ON(base);
-	const struct expect fwd = FWD(flow, 0);
-	struct frame_spec s;
-	struct frame f, b;
+	const struct expect want = FWD(fwd[0].flow, 0);
+	struct frame f[2], b;
 	uint64_t sum_f = 0, sum_b = 0;
 	__u32 rf, rb, nf, nb;
 	bool ok = true;
 
-	def_resolve(&fd, &s);
-	frame_build(&s, &f);
-	def_resolve(&bd, &s);
-	frame_build(&s, &b);
+	def_build(&fwd[0], &f[0]);
+	def_build(&fwd[1], &f[1]);
+	def_build(base, &b);
 	for (int i = 0; i < BENCH_SINGLES && ok; i++) {
-		ok = !test_run(skel, f.buf, f.len, NULL, 1, NULL, &rf, &nf) &&
+		const struct frame *fi = &f[i & 1];
+
+		ok = !test_run(skel, fi->buf, fi->len, NULL, 1, NULL, &rf, &nf) &&
 		     !test_run(skel, b.buf, b.len, NULL, 1, NULL, &rb, &nb);
-		ok = check(ok && rf == verdict_of(&fwd) && rb == XDP_PASS, "single runs: verdicts %u and %u", rf, rb);
+		ok = check(ok && rf == verdict_of(&want) && rb == XDP_PASS,
+			   "single runs: verdicts %u and %u", rf, rb);
 		sum_f += nf;
 		sum_b += nb;
 	}
@@ -959,26 +1359,49 @@ static bool bench_forward_delta(struct relay_bpf *skel, enum flow_id flow,
 	return ok;
 }
 
+/*
+ * Three figures per family. The FIB lookup path: a flow whose neighbour is
+ * missing (looked up on every frame, passes). The match path as it runs:
+ * the flow's frames up to the TTL check (TTL 1 passes there, just before
+ * the egress step), timed with repeat, plus the single-run difference to
+ * forwarded frames, whose egress comes from the cache (a real lookup every
+ * RELAY_EGRESS_REFRESH frames is included). And the same without the cache:
+ * forwarded frames alternating between two TOS values (IPv6: flow labels),
+ * so each one misses the cache, looks up and stores it.
+ */
 static void bench_family(struct relay_bpf *skel, const char *fam, enum flow_id fwd,
 			 enum flow_id no_neigh)
 {
-	const struct frame_def nn = ON(no_neigh);
-	__u32 fib_ns = 0;
-	double delta = 0;
+	const bool v4 = flows[fwd].family == AF_INET;
+	const struct frame_def nn = ON(no_neigh), ttl1 = ON(fwd, .spec.ttl = 1);
+	const struct frame_def same[2] = { ON(fwd), ON(fwd) };
+	const struct frame_def other[2] = {
+		ON(fwd, .set_tos = true, .tos = v4 ? 0x00 : 0x11111),
+		ON(fwd, .set_tos = true, .tos = v4 ? 0x10 : 0x22222),
+	};
+	const char *how = flows[fwd].egress == PORT_RX ? "TX" : "REDIRECT";
+	__u32 fib_ns = 0, pre_ns = 0;
+	double hit = 0, miss = 0;
 	bool ok;
 
 	ok = bench_repeat(skel, &nn, RELAY_STAT_PASS_NO_NEIGH, &fib_ns) &&
-	     bench_forward_delta(skel, fwd, no_neigh, &delta);
+	     bench_repeat(skel, &ttl1, RELAY_STAT_PASS_TTL, &pre_ns) &&
+	     bench_forward_delta(skel, same, &ttl1, &hit) &&
+	     bench_forward_delta(skel, other, &ttl1, &miss);
 	if (ok) {
 		printf("# match path up to the FIB lookup (%s, no neighbour): %u ns/packet "
 		       "(repeat=%d)\n", fam, fib_ns, BENCH_REPEAT);
-		printf("# match path: %.0f ns/packet (%s, rewrite + XDP_%s: %u up to the FIB "
-		       "lookup + %.1f measured over %d single runs each)\n",
-		       fib_ns + delta, fam,
-		       flows[fwd].egress == PORT_RX ? "TX" : "REDIRECT",
-		       fib_ns, delta, BENCH_SINGLES);
+		printf("# match path: %.0f ns/packet (%s, egress cached, rewrite + XDP_%s: %u up "
+		       "to the egress step (TTL 1, repeat=%d) + %.1f measured over %d single "
+		       "runs each; a real lookup every %d packets)\n",
+		       pre_ns + hit, fam, how, pre_ns, BENCH_REPEAT, hit, BENCH_SINGLES,
+		       RELAY_EGRESS_REFRESH);
+		printf("# match path without the cache: %.0f ns/packet (%s, every frame looked "
+		       "up, rewrite + XDP_%s: %u + %.1f over %d single runs each)\n",
+		       pre_ns + miss, fam, how, pre_ns, miss, BENCH_SINGLES);
 	}
-	tap(ok, "%s match path timed; every run counted under its reason", fam);
+	tap(ok, "%s match path timed with and without the egress cache; every run counted "
+	    "under its reason", fam);
 }
 
 static void bench_miss(struct relay_bpf *skel, const char *fam, enum flow_id flow,
@@ -1043,6 +1466,7 @@ int main(void)
 	RUN_CASES(skel, other_pass_cases);
 	test_truncated(skel);
 	test_forwarding_off(skel);
+	test_egress_cache(skel);
 	test_bench(skel);
 	relay_bpf__destroy(skel);
 	test_loader_tunables();
