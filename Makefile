@@ -45,6 +45,8 @@ BPFTEST_SRC    := $(wildcard tests/bpf/test_*.c)
 TESTHELP_SRC   := $(wildcard tests/helpers/*.c)
 BPF_SRC        := $(wildcard bpf/*.bpf.c)
 FUZZ_SRC       := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRC      := $(filter-out %.bpf.c,$(wildcard tests/bench/*.c))
+BENCH_BPF_SRC  := $(wildcard tests/bench/*.bpf.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -58,13 +60,16 @@ UNIT_BIN      := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 BPFTEST_BIN   := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFTEST_SRC))
 HELPER_BIN    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(TESTHELP_SRC))
 BIN           := $(BUILD)/bin/media-relay $(BUILD)/bin/media-dispatcher
+BENCH_BIN     := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+BENCH_BPF     := $(patsubst tests/bench/%.bpf.c,$(BUILD)/bench/%.bpf.o,$(BENCH_BPF_SRC)) \
+                 $(patsubst tests/bench/%.bpf.c,$(BUILD)/bench/%.skel.h,$(BENCH_BPF_SRC))
 
-.PHONY: all deps run demo test test-san fuzz clean install unit-tests
+.PHONY: all deps run demo test test-san fuzz clean install unit-tests bench
 .DEFAULT_GOAL := all
 # Keep object files of test programs: they are not throw-away intermediates.
 .SECONDARY:
 
-all: $(BIN) $(BPF_OBJ) $(BPF_SKEL) $(UNIT_BIN) $(BPFTEST_BIN) $(HELPER_BIN)
+all: $(BIN) $(BPF_OBJ) $(BPF_SKEL) $(UNIT_BIN) $(BPFTEST_BIN) $(HELPER_BIN) $(BENCH_BPF) $(BENCH_BIN)
 
 unit-tests: $(UNIT_BIN)
 
@@ -134,6 +139,23 @@ $(BUILD)/tests/helpers/%: $(call obj,tests/helpers/%.c) $(TEST_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# --- benchmarks (tests/bench; `make bench`, never part of `make test`) --------
+# Bench programs may include the relay's skeleton and their own.
+$(call obj,$(BENCH_SRC)): $(BPF_SKEL) $(BENCH_BPF)
+$(call obj,$(BENCH_SRC)): CPPFLAGS += -I$(BUILD)/bench
+
+$(BUILD)/bench/%.bpf.o: tests/bench/%.bpf.c $(VMLINUX_H) $(wildcard bpf/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bench/%.skel.h: $(BUILD)/bench/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/bench/%: $(call obj,tests/bench/%.c) $(TEST_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # --- fuzzing (clang + libFuzzer; own object tree) ------------------------------
 FUZZ_BUILD  := build/fuzz
 FUZZ_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -g -O1
@@ -178,6 +200,10 @@ test: deps
 	@$(MAKE) --no-print-directory SAN=1 unit-tests
 	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh
 
 test-san: deps
 	@$(MAKE) --no-print-directory SAN=1 all
