@@ -17,9 +17,17 @@
  * Options: --backend auto|xdp|conntrack|userspace --relay-ip IP
  *          [--ports START:END] [--pin-dir DIR] [--nft-table NAME]
  *          [--interfaces A,B] [--routable CIDR[,CIDR]] [--stream-timeout S]
- * --ports is config.ini's port_range: both even, END exclusive. */
+ *          [--flow-max N]
+ * --ports is config.ini's port_range: both even, END exclusive. The stream
+ * table grows on demand (the load benchmark places thousands of calls), so
+ * the only limits are the port range, RLIMIT_NOFILE and --flow-max (the XDP
+ * map's capacity in flow directions; each latched leg takes two). Without
+ * --flow-max it is one per port of the range, as media-relay sizes it, but
+ * at least 4096. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +42,7 @@
 #include "ports.h"
 #include "stream.h"
 
-#define LAB_MAX_STREAMS 64
+#define LAB_STREAMS_MIN 64
 
 struct lab {
 	struct event_base *base;
@@ -42,7 +50,9 @@ struct lab {
 	struct ports_pool *pool;
 	const struct forward_backend *backend;
 	struct forward *fw;
-	struct stream *streams[LAB_MAX_STREAMS];
+	struct stream **streams; /* index = the stream's ID; NULL = free */
+	size_t streams_cap;
+	size_t streams_free_hint; /* no free slot below this index */
 	unsigned int stream_timeout;
 	enum forward_close_mode close_mode;
 	char line[4096];
@@ -75,7 +85,7 @@ static struct stream *lab_stream(struct lab *lab, const char *id_text, int *id)
 	char *end;
 	long v = id_text ? strtol(id_text, &end, 10) : -1;
 
-	if (!id_text || *end || v < 0 || v >= LAB_MAX_STREAMS || !lab->streams[v])
+	if (!id_text || *end || v < 0 || (size_t)v >= lab->streams_cap || !lab->streams[v])
 		return NULL;
 	*id = (int)v;
 	return lab->streams[v];
@@ -111,9 +121,32 @@ static void on_timeout(struct stream *s, enum stream_timeout why, unsigned int w
 {
 	struct lab *lab = ctx;
 
-	for (int i = 0; i < LAB_MAX_STREAMS; i++)
+	for (size_t i = 0; i < lab->streams_cap; i++)
 		if (lab->streams[i] == s)
-			printf("timeout %d %s %u\n", i, timeout_name(why), wait);
+			printf("timeout %zu %s %u\n", i, timeout_name(why), wait);
+}
+
+/* The lowest free ID, growing the table when it is full; -1 without memory. */
+static int lab_free_id(struct lab *lab)
+{
+	size_t id, cap;
+	struct stream **grown;
+
+	for (id = lab->streams_free_hint; id < lab->streams_cap && lab->streams[id]; id++)
+		;
+	if (id == lab->streams_cap) {
+		cap = lab->streams_cap ? lab->streams_cap * 2 : LAB_STREAMS_MIN;
+		if (cap > INT_MAX)
+			return -1;
+		grown = realloc(lab->streams, cap * sizeof(*grown));
+		if (!grown)
+			return -1;
+		memset(grown + lab->streams_cap, 0, (cap - lab->streams_cap) * sizeof(*grown));
+		lab->streams = grown;
+		lab->streams_cap = cap;
+	}
+	lab->streams_free_hint = id + 1;
+	return (int)id;
 }
 
 static void cmd_stream(struct lab *lab, char **save)
@@ -128,14 +161,14 @@ static void cmd_stream(struct lab *lab, char **save)
 		printf("error bad arguments\n");
 		return;
 	}
-	for (id = 0; id < LAB_MAX_STREAMS && lab->streams[id]; id++)
-		;
-	if (id == LAB_MAX_STREAMS) {
+	id = lab_free_id(lab);
+	if (id < 0) {
 		printf("error too many streams\n");
 		return;
 	}
 	err = stream_new(lab->env, &s);
 	if (err) {
+		lab->streams_free_hint = (size_t)id;
 		printf("error %s\n", strerror(-err));
 		return;
 	}
@@ -181,6 +214,8 @@ static void lab_command(struct lab *lab, char *line)
 		print_stats(s);
 		stream_free(s);
 		lab->streams[id] = NULL;
+		if ((size_t)id < lab->streams_free_hint)
+			lab->streams_free_hint = (size_t)id;
 	} else if (!strcmp(cmd, "sdp") && !parse_side(strtok_r(NULL, " ", &save), &side) &&
 		   !parse_addr_port(strtok_r(NULL, " ", &save), &addr, &port)) {
 		stream_set_sdp(s, side, &addr, port);
@@ -250,7 +285,8 @@ int main(int argc, char **argv)
 		{ "nft-table", required_argument, NULL, 'n' },
 		{ "interfaces", required_argument, NULL, 'i' },
 		{ "routable", required_argument, NULL, 'R' },
-		{ "stream-timeout", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 },
+		{ "stream-timeout", required_argument, NULL, 't' },
+		{ "flow-max", required_argument, NULL, 'F' }, { NULL, 0, NULL, 0 },
 	};
 	struct forward_options fopts = { .flow_max = 4096, .nft_table = "mediaproxy_lab" };
 	struct config_port_range range = { 40000, 41000 };
@@ -261,6 +297,7 @@ int main(int argc, char **argv)
 	struct event *stdin_ev = NULL, *tick = NULL;
 	struct timeval second = { 1, 0 };
 	static char *names[16];
+	bool flow_max_given = false;
 	int opt, rc = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -292,6 +329,16 @@ int main(int argc, char **argv)
 			break;
 		case 'R': if (parse_list(optarg, &routable)) goto usage; break;
 		case 't': lab.stream_timeout = (unsigned)atoi(optarg); break;
+		case 'F': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || v == 0 || v > (1UL << 24))
+				goto usage;
+			fopts.flow_max = (unsigned int)v;
+			flow_max_given = true;
+			break;
+		}
 		default: goto usage;
 		}
 	}
@@ -299,6 +346,8 @@ int main(int argc, char **argv)
 		goto usage;
 	fopts.port_min = (uint16_t)range.start;
 	fopts.port_max = (uint16_t)(range.end - 1);
+	if (!flow_max_given && range.end - range.start > fopts.flow_max)
+		fopts.flow_max = range.end - range.start;
 
 	ports_raise_nofile_limit(&range);
 	lab.base = event_base_new();
@@ -339,12 +388,13 @@ out:
 		ports_pool_free(lab.pool);
 	if (lab.base)
 		event_base_free(lab.base);
+	free(lab.streams);
 	if (rc == 0)
 		printf("ok bye\n");
 	return rc;
 usage:
 	fprintf(stderr, "usage: relay_lab --relay-ip IP [--backend auto|xdp|conntrack|userspace] "
 			"[--ports MIN:MAX] [--pin-dir DIR] [--nft-table NAME] [--interfaces A,B] "
-			"[--routable CIDR,...] [--stream-timeout S]\n");
+			"[--routable CIDR,...] [--stream-timeout S] [--flow-max N]\n");
 	return 2;
 }
