@@ -330,3 +330,13 @@ bool net_cidr_contains(const struct net_cidr *cidr, const struct net_addr *addr)
 	cidr_mask(&a, cidr->prefix, &ignored);
 	return net_addr_equal(&a, &cidr->addr);
 }
+
+int net_unix_sockaddr(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun->sun_path, path, strlen(path) + 1);
+	return 0;
+}

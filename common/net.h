@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #define NET_HOST_MAX 256 /* host buffer: a DNS name is at most 253 chars */
 /* "[" v6 "]:" 65535, plus NUL: the longest net_addr_port_format() output */
@@ -73,6 +74,10 @@ int net_addr_from_sockaddr(const struct sockaddr *sa, struct net_addr *out,
 
 /* A decimal port 1..65535, digits only. Returns 0 or -EINVAL. */
 int net_port_parse(const char *s, uint16_t *port);
+
+/* Fills a UNIX socket address for path. 0, or -ENAMETOOLONG when path does
+ * not fit sun_path. */
+int net_unix_sockaddr(struct sockaddr_un *sun, const char *path);
 
 /* A DNS host name: dot-separated labels of letters, digits, '-' and '_',
  * each 1..63 characters, 253 in total, one trailing dot allowed. */

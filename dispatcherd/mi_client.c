@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 #include "mi_dialect.h"
 
 #define MI_SOCKET_MODE 0660       /* the proxy sends its replies here (as proxy_socket) */
@@ -457,16 +458,6 @@ int mi_client_end_dialog(struct mi_client *c, const char *call_id, const char *d
 
 /* --- the socket ------------------------------------------------------------------ */
 
-static int fill_addr(struct sockaddr_un *sun, const char *path)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sun->sun_path, path);
-	return 0;
-}
-
 /* A datagram socket file has no listener to ask: one left at our path is
  * from an earlier run (D7) and goes. Anything else is not ours to delete. */
 static int claim_path(const char *path)
@@ -489,7 +480,7 @@ static int client_bind(struct mi_client *c)
 {
 	struct sockaddr_un sun;
 	struct stat st;
-	int rc = fill_addr(&sun, c->path);
+	int rc = net_unix_sockaddr(&sun, c->path);
 
 	if (!rc)
 		rc = claim_path(c->path);
@@ -526,7 +517,7 @@ static int client_paths(struct mi_client *c, const struct mi_client_options *opt
 			  sizeof(c->path) - 1);
 		return rc;
 	}
-	fill_addr(&c->proxy, path); /* fits: path has sun_path's size */
+	net_unix_sockaddr(&c->proxy, path); /* fits: path has sun_path's size */
 	if (!strcmp(path, c->path)) {
 		log_error("MI: [OpenSIPS] socket_path %s is the dispatcher's own MI socket", path);
 		return -EINVAL;

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "net.h"
 
 /* Enough for the largest message lineproto accepts plus the line after it,
  * so a limit is always detected before read-ahead stops. */
@@ -390,16 +391,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-static int fill_addr(struct sockaddr_un *sun, const char *path)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sun->sun_path, path);
-	return 0;
-}
-
 /* Makes path free for bind(): absent, or a socket nobody listens on. */
 static int claim_path(const char *path, const struct sockaddr_un *sun)
 {
@@ -482,7 +473,7 @@ int proxy_socket_open(struct proxy_socket **out, const struct proxy_socket_optio
 			  sizeof(ps->path) - 1);
 		goto fail;
 	}
-	rc = fill_addr(&sun, ps->path);
+	rc = net_unix_sockaddr(&sun, ps->path);
 	if (!rc)
 		rc = claim_path(ps->path, &sun);
 	if (!rc)

@@ -317,6 +317,25 @@ static void test_cidr_contains(void **state)
 	assert_false(net_cidr_contains(&c, &a));
 }
 
+static void test_unix_sockaddr(void **state)
+{
+	struct sockaddr_un sun;
+	char longest[sizeof(sun.sun_path)];
+
+	(void)state;
+	assert_int_equal(net_unix_sockaddr(&sun, "/run/mediaproxy/dispatcher.sock"), 0);
+	assert_int_equal(sun.sun_family, AF_UNIX);
+	assert_string_equal(sun.sun_path, "/run/mediaproxy/dispatcher.sock");
+	memset(longest, 'x', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	assert_int_equal(net_unix_sockaddr(&sun, longest), 0); /* 107 bytes + NUL fit */
+	char too_long[sizeof(sun.sun_path) + 1];
+
+	memset(too_long, 'x', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	assert_int_equal(net_unix_sockaddr(&sun, too_long), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_endpoint_parse),
 		cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_cidr_contains),
+		cmocka_unit_test(test_unix_sockaddr),
 	};
 
 	return cmocka_run_group_tests_name("net", tests, NULL, NULL);
