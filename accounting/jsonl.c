@@ -7,6 +7,7 @@
  * the file's last line, we do not write it a second time. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "fs.h"
 #include "log.h"
 
 struct jsonl {
@@ -27,31 +29,16 @@ struct jsonl {
 /* mkdir -p for the file's directory (/var/log/mediaproxy by default). */
 static int make_parent_dirs(const char *path)
 {
-	char *dir = strdup(path), *p;
-	int rc = 0;
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
 
-	if (!dir)
-		return -ENOMEM;
-	p = strrchr(dir, '/');
-	if (p && p != dir) {
-		*p = '\0';
-		for (p = dir + 1; ; p++) {
-			bool last = !*p;
-
-			if (*p == '/' || last) {
-				*p = '\0';
-				if (mkdir(dir, 0750) && errno != EEXIST) {
-					rc = -errno;
-					break;
-				}
-				if (last)
-					break;
-				*p = '/';
-			}
-		}
-	}
-	free(dir);
-	return rc;
+	if (!slash || slash == path)
+		return 0;
+	if ((size_t)(slash - path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return fs_mkdir_parents(dir, 0750);
 }
 
 static int jsonl_open_file(struct jsonl *j, char *err, size_t errlen)

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "log.h"
 #include "spool_frame.h"
 #include "spool_internal.h"
@@ -49,32 +50,6 @@ static int options_check(const struct spool_options *o)
 				return -EINVAL;
 			}
 	}
-	return 0;
-}
-
-static int mkdir_parents(const char *dir)
-{
-	char *path = strdup(dir);
-
-	if (!path)
-		return log_errno(-ENOMEM, "spool: %s", dir);
-	for (char *p = path + 1;; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-			int err = log_errno(-errno, "spool: cannot create directory %s", path);
-
-			free(path);
-			return err;
-		}
-		*p = c;
-		if (!c)
-			break;
-	}
-	free(path);
 	return 0;
 }
 
@@ -263,8 +238,8 @@ static int spool_load(struct spool *sp, const struct spool_options *o)
 	uint64_t max_seq = 0;
 	int err;
 
-	if ((err = mkdir_parents(o->dir)) < 0)
-		return err;
+	if ((err = fs_mkdir_parents(o->dir, 0750)) < 0)
+		return log_errno(err, "spool: cannot create directory %s", o->dir);
 	sp->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dirfd < 0)
 		return log_errno(-errno, "spool: cannot open directory %s", o->dir);

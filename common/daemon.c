@@ -1,5 +1,6 @@
 /* Command line, detaching, pid file and runtime directory for both daemons. */
 #include "daemon.h"
+#include "fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -111,23 +112,7 @@ int daemon_parse_args(struct daemon_options *opts, int argc, char **argv,
 
 int daemon_make_runtime_dir(const char *path)
 {
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
+	return fs_mkdir_parents(path, 0755);
 }
 
 int daemon_detach(void)

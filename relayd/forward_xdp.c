@@ -23,6 +23,7 @@
 #include <xdp/libxdp.h>
 
 #include "forward.h"
+#include "fs.h"
 #include "log.h"
 #include "relay.skel.h"
 #include "relay_structs.h"
@@ -125,24 +126,6 @@ static bool on_bpffs(const char *path)
 	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* The relay runs as root, so it mounts bpffs where distributions expect
  * it rather than refusing to start. */
 static int prepare_pin_dir(const char *dir, char *why, size_t whylen)
@@ -158,7 +141,7 @@ static int prepare_pin_dir(const char *dir, char *why, size_t whylen)
 		}
 		log_info("xdp: mounted bpffs at " BPFFS_ROOT " (it was not mounted)");
 	}
-	err = mkdir_p(dir);
+	err = fs_mkdir_parents(dir, 0700);
 	if (err) {
 		why_set(why, whylen, "cannot create bpf_pin_dir %s: %s%s", dir, strerror(-err),
 			err == -EPERM && strchr(dir, '.') ? " (bpffs allows no '.' in names)" : "");
