@@ -229,8 +229,8 @@ static void store_saved(struct session_store *st, int rc)
 	st->failing = false;
 }
 
-/* Builds the image and writes it, in this process. */
-static int store_save(struct session_store *st)
+/* Builds the image of the table and writes it; 0 or -errno. */
+static int write_table(struct session_store *st)
 {
 	char *text = NULL;
 	int rc = session_store_snapshot(st->table, &text);
@@ -238,6 +238,14 @@ static int store_save(struct session_store *st)
 	if (!rc)
 		rc = write_atomically(st->path, text);
 	free(text);
+	return rc;
+}
+
+/* Writes the table in this process. */
+static int store_save(struct session_store *st)
+{
+	int rc = write_table(st);
+
 	st->last_write_ms = monotonic_ms();
 	st->dirty = false;
 	store_saved(st, rc);
@@ -305,11 +313,7 @@ static void store_save_async(struct session_store *st)
 	}
 	pid = fork();
 	if (pid == 0) {
-		char *text = NULL;
-
-		rc = session_store_snapshot(st->table, &text);
-		if (!rc)
-			rc = write_atomically(st->path, text);
+		rc = write_table(st);
 		_exit(rc < 0 && -rc < 256 ? -rc : (rc ? EIO : 0));
 	}
 	if (pid < 0) {
