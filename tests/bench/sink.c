@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "net.h"
 
 #define SINK_MAX_BATCH		256
@@ -71,39 +72,6 @@ struct sink_counts {
 	uint64_t *lat;			/* SINK_LAT_BUCKETS + 1, with --rtp */
 	uint64_t lat_max_ns;
 };
-
-static volatile sig_atomic_t stop_flag, snap_flag;
-
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		snap_flag = 1;
-	else
-		stop_flag = 1;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int parse_endpoint(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct net_endpoint ep;
-	struct net_addr addr;
-	int n;
-
-	if (net_endpoint_parse(s, 0, 0, &ep) || net_addr_parse(ep.host, &addr))
-		return -1;
-	n = net_addr_to_sockaddr(&addr, ep.port, ss);
-	if (n < 0)
-		return -1;
-	*len = (socklen_t)n;
-	return 0;
-}
 
 static int parse_opts(int argc, char **argv, struct sink_opts *o)
 {
